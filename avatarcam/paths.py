@@ -1,0 +1,64 @@
+"""Where avatarcam keeps and looks for files.
+
+Weights are searched in this order: an explicit path, ``$AVATARCAM_CHECKPOINT``, the user's
+models folder (platform data dir), and the source checkout's ``models/`` folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "avatarcam"
+CHECKPOINT_NAME = "vox-adv-cpk.pth.tar"
+CHECKPOINT_URL = "https://openavatarify.s3.amazonaws.com/weights/vox-adv-cpk.pth.tar"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def user_data_dir() -> Path:
+    return Path(os.environ.get("AVATARCAM_DATA_DIR") or platformdirs.user_data_dir(APP_NAME))
+
+
+def user_config_dir() -> Path:
+    return Path(os.environ.get("AVATARCAM_CONFIG_DIR") or platformdirs.user_config_dir(APP_NAME))
+
+
+def user_models_dir() -> Path:
+    return user_data_dir() / "models"
+
+
+def user_avatars_dir() -> Path:
+    return user_data_dir() / "avatars"
+
+
+def repo_models_dir() -> Path:
+    return REPO_ROOT / "models"
+
+
+def bundled_avatars_dir() -> Path:
+    return REPO_ROOT / "avatars"
+
+
+def checkpoint_candidates(explicit: str | os.PathLike | None = None) -> list[Path]:
+    """Every place a checkpoint may be, most specific first."""
+    out: list[Path] = []
+    if explicit:
+        out.append(Path(explicit).expanduser())
+    env = os.environ.get("AVATARCAM_CHECKPOINT")
+    if env:
+        out.append(Path(env).expanduser())
+    out += [user_models_dir() / CHECKPOINT_NAME, repo_models_dir() / CHECKPOINT_NAME]
+    return out
+
+
+def find_checkpoint(explicit: str | os.PathLike | None = None) -> Path:
+    """The checkpoint to use: an explicit path as given (even if missing, so the error names
+    it), else the first existing default location, else the user's models folder."""
+    if explicit:
+        return Path(explicit).expanduser()
+    for path in checkpoint_candidates():
+        if path.is_file():
+            return path
+    return user_models_dir() / CHECKPOINT_NAME

@@ -1,0 +1,61 @@
+"""Shared fixtures. Qt runs offscreen; heavy objects are built once per session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Never touch the real user's settings, avatars or models from a test."""
+    root = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("AVATARCAM_DATA_DIR", str(root / "data"))
+    monkeypatch.setenv("AVATARCAM_CONFIG_DIR", str(root / "config"))
+    monkeypatch.delenv("AVATARCAM_CHECKPOINT", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
+
+
+@pytest.fixture(scope="session")
+def parity_fixture() -> dict[str, np.ndarray]:
+    with np.load(DATA / "parity_seed0.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A reduced-size checkpoint (same classes, config stored inside) for pipeline/GUI tests."""
+    from avatarcam.engine import FOMMConfig, write_synthetic_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth.tar"
+    write_synthetic_checkpoint(path, FOMMConfig.tiny(), seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def vox_checkpoint(tmp_path_factory) -> Path:
+    """The full-size seed-0 synthetic checkpoint in the official layout (~250 MB)."""
+    from avatarcam.engine import write_synthetic_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "vox-seed0.pth.tar"
+    write_synthetic_checkpoint(path, seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from skimage.data import astronaut
+
+    return astronaut()
+
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
