@@ -18,8 +18,8 @@ def astronaut_face(size: int = 256) -> np.ndarray:
     """The astronaut portrait, square-cropped around the face, size x size RGB uint8."""
     from skimage.data import astronaut
 
-    img = astronaut()  # 512x512, face around x=210..300, y=60..170
-    crop = img[0:384, 60:444]
+    img = astronaut()  # 512x512; the face spans about x 170..330, y 20..200
+    crop = img[0:300, 105:405]
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
