@@ -1,0 +1,69 @@
+"""`avatarcam animate`: animate a portrait with a driving video, offline, into an mp4."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+HELP = "animate a portrait with a driving video and write an mp4 (offline, no camera needed)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="the portrait to animate (any image: PNG, JPEG, grey, RGBA, 16-bit)")
+    parser.add_argument("driving", help="driving video (anything OpenCV reads); its first frame is the neutral pose")
+    parser.add_argument("-o", "--output", required=True, help="output .mp4 (written atomically)")
+    parser.add_argument("--checkpoint", help="model weights (default: vox-adv-cpk.pth.tar in the models folder)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16 (default: auto)")
+    parser.add_argument("--no-relative", action="store_true", help="copy absolute driving keypoints")
+    parser.add_argument("--no-adapt-scale", action="store_true", help="do not adapt movement to the face sizes")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument("--side-by-side", action="store_true", help="write source | driving | result side by side")
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..engine import Animator
+    from ..errors import AvatarcamError
+    from ..imaging import center_square, load_image, resize_square, to_rgb_float
+    from ..paths import find_checkpoint
+    from ..video import AtomicVideoWriter, VideoReader
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise AvatarcamError(f"--max-frames {args.max_frames}: give a positive number of frames.")
+    source = load_image(args.source)
+    reader = VideoReader(args.driving)
+    try:
+        animator = Animator.from_checkpoint(find_checkpoint(args.checkpoint), device=args.device,
+                                            precision=args.precision, relative=not args.no_relative,
+                                            adapt_scale=not args.no_adapt_scale)
+        size = animator.size
+        source_sq = resize_square(center_square(source), size)
+        animator.set_source(source_sq)
+        total = reader.frame_count or None
+        if args.max_frames is not None:
+            total = min(total, args.max_frames) if total else args.max_frames
+        writer = AtomicVideoWriter(args.output, fps=reader.fps)
+        try:
+            with tqdm(total=total, unit="frame", desc="animating", dynamic_ncols=True) as bar:
+                for i, frame in enumerate(reader):
+                    if args.max_frames is not None and i >= args.max_frames:
+                        break
+                    driving = resize_square(to_rgb_float(center_square(frame)), size)
+                    if i == 0:
+                        animator.calibrate(driving)
+                    result = animator.animate(driving)
+                    if args.side_by_side:
+                        result = np.concatenate([source_sq, driving, result], axis=1)
+                    writer.write(result)
+                    bar.update(1)
+            path = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+    finally:
+        reader.close()
+    print(f"wrote {writer.frames} frames to {path}")
+    return 0

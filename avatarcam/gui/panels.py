@@ -1,0 +1,288 @@
+"""First-run panels (missing checkpoint, no camera), the notice banner and camera probing."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from pathlib import Path
+
+from PyQt6.QtCore import QObject, Qt, pyqtSignal
+from PyQt6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton,
+                             QVBoxLayout, QWidget)
+
+from ..paths import CHECKPOINT_NAME, CHECKPOINT_URL, user_models_dir
+
+VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)"
+CHECKPOINT_FILTER = f"FOMM checkpoint ({CHECKPOINT_NAME} *.pth.tar *.pth *.tar);;All files (*)"
+PROBE_COUNT = 5
+
+
+def probe_cameras(count: int = PROBE_COUNT) -> list[tuple[str, str]]:
+    """(value, label) for each of the first ``count`` camera indices that opens and gives a frame.
+
+    Slow (a camera takes up to a second to open): call it off the GUI thread.
+    """
+    import cv2
+
+    found: list[tuple[str, str]] = []
+    for i in range(count):
+        if sys.platform.startswith("linux") and not os.path.exists(f"/dev/video{i}"):
+            continue
+        cap = cv2.VideoCapture(i)
+        try:
+            if cap.isOpened():
+                ok, frame = cap.read()
+                if ok and frame is not None:
+                    found.append((str(i), f"Camera {i} ({frame.shape[1]}x{frame.shape[0]})"))
+        finally:
+            cap.release()
+    return found
+
+
+class CameraProber(QObject):
+    """Runs ``probe_cameras`` on a worker thread; ``done`` arrives on the GUI thread."""
+
+    done = pyqtSignal(list)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.busy:
+            return
+
+        def run() -> None:
+            try:
+                cams = probe_cameras()
+            except Exception:  # noqa: BLE001 - a probe problem is "no cameras", never a crash
+                cams = []
+            try:
+                self.done.emit(cams)
+            except RuntimeError:  # the receiver was deleted while probing
+                pass
+
+        self._thread = threading.Thread(target=run, name="avatarcam-gui-probe", daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float = 3.0) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def _title(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("panelTitle")
+    label.setWordWrap(True)
+    return label
+
+
+def _text(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setOpenExternalLinks(True)
+    return label
+
+
+class _Card(QFrame):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("panelCard")
+        self.setMaximumWidth(720)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.body = QVBoxLayout(self)
+        self.body.setContentsMargins(28, 24, 28, 24)
+        self.body.setSpacing(12)
+
+
+def _centered(card: QWidget) -> QWidget:
+    page = QWidget()
+    outer = QVBoxLayout(page)
+    outer.addStretch(1)
+    row = QHBoxLayout()
+    row.addStretch(1)
+    row.addWidget(card, 4)
+    row.addStretch(1)
+    outer.addLayout(row)
+    outer.addStretch(2)
+    return page
+
+
+class MissingCheckpointPanel(QWidget):
+    """Shown while no usable model checkpoint is found: where to get it, and "Locate file..."."""
+
+    locateRequested = pyqtSignal()  # noqa: N815
+    downloaded = pyqtSignal(str)  # path of a downloaded checkpoint (from the download widget)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        card = _Card()
+        b = card.body
+        b.addWidget(_title("The face-animation model is missing"))
+        b.addWidget(_text(
+            f"avatarcam needs the First Order Motion Model weights <b>{CHECKPOINT_NAME}</b> (228 MB, "
+            f"trained on VoxCeleb by Siarohin et al.). Download it once; it stays on this computer."))
+        b.addWidget(_text(
+            f"Get it from <a href=\"{CHECKPOINT_URL}\">{CHECKPOINT_URL}</a> and save it in "
+            f"<code>{user_models_dir()}</code>, or run <code>avatarcam download-model</code> in a terminal, "
+            f"or locate a copy you already have."))
+        self.detail = _text()
+        self.detail.setObjectName("panelDetail")
+        self.detail.hide()
+        b.addWidget(self.detail)
+
+        # Place of the in-window download: the model_download widget when it is available.
+        self.download_area = QVBoxLayout()
+        self.download_widget: QWidget | None = None
+        b.addLayout(self.download_area)
+        self._add_download_widget()
+
+        row = QHBoxLayout()
+        self.locate_button = QPushButton("Locate file...")
+        self.locate_button.setObjectName("primary")
+        self.locate_button.setToolTip(f"Choose {CHECKPOINT_NAME} on this computer; it is checked by loading it")
+        self.locate_button.clicked.connect(self.locateRequested)
+        row.addWidget(self.locate_button)
+        row.addStretch(1)
+        b.addLayout(row)
+        self.status = _text()
+        self.status.setObjectName("panelStatus")
+        b.addWidget(self.status)
+        QVBoxLayout(self).addWidget(_centered(card))
+
+    def _add_download_widget(self) -> None:
+        """Embed ``avatarcam.gui.model_download`` if it exists (imported here, at use)."""
+        try:
+            mod = importlib.import_module("avatarcam.gui.model_download")
+        except ImportError:
+            return
+        factory = getattr(mod, "ModelDownloadWidget", None) or getattr(mod, "DownloadWidget", None)
+        if factory is None:
+            return
+        try:
+            widget = factory(self)
+        except Exception:  # noqa: BLE001 - the panel must open even if the download widget cannot
+            return
+        for name in ("finished", "downloaded", "done"):
+            sig = getattr(widget, name, None)
+            if sig is not None and hasattr(sig, "connect"):
+                try:
+                    sig.connect(self._on_downloaded)
+                    break
+                except TypeError:
+                    continue
+        self.download_widget = widget
+        self.download_area.addWidget(widget)
+
+    def _on_downloaded(self, path=None) -> None:
+        if path:
+            self.downloaded.emit(str(path))
+
+    def set_detail(self, text: str) -> None:
+        self.detail.setText(text)
+        self.detail.setVisible(bool(text))
+
+    def set_busy(self, busy: bool, text: str = "") -> None:
+        self.locate_button.setEnabled(not busy)
+        self.status.setText(text)
+
+
+class CameraPanel(QWidget):
+    """Shown when the camera cannot be opened: pick another camera or a video file."""
+
+    cameraChosen = pyqtSignal(str)  # noqa: N815
+    videoRequested = pyqtSignal()  # noqa: N815
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        card = _Card()
+        b = card.body
+        b.addWidget(_title("No camera picture"))
+        self.detail = _text("The camera could not be opened.")
+        self.detail.setObjectName("panelDetail")
+        b.addWidget(self.detail)
+        b.addWidget(_text("Close other apps that use the camera (Zoom, Meet, a browser tab), plug it in, "
+                          "or choose another camera or a video file:"))
+        row = QHBoxLayout()
+        self.combo = QComboBox()
+        self.combo.setMinimumWidth(260)
+        row.addWidget(self.combo, 1)
+        self.probe_button = QPushButton("Search again")
+        row.addWidget(self.probe_button)
+        b.addLayout(row)
+        row2 = QHBoxLayout()
+        self.use_button = QPushButton("Use this camera")
+        self.use_button.setObjectName("primary")
+        self.use_button.clicked.connect(self._use)
+        self.video_button = QPushButton("Video file...")
+        self.video_button.clicked.connect(self.videoRequested)
+        row2.addWidget(self.use_button)
+        row2.addWidget(self.video_button)
+        row2.addStretch(1)
+        b.addLayout(row2)
+        self.prober = CameraProber(self)
+        self.prober.done.connect(self._probed)
+        self.probe_button.clicked.connect(self.probe)
+        QVBoxLayout(self).addWidget(_centered(card))
+        self._probed([])
+
+    def set_detail(self, text: str) -> None:
+        self.detail.setText(text)
+
+    def probe(self) -> None:
+        self.combo.clear()
+        self.combo.addItem("Searching for cameras...", None)
+        self.use_button.setEnabled(False)
+        self.probe_button.setEnabled(False)
+        self.prober.start()
+
+    def _probed(self, cams: list) -> None:
+        self.combo.clear()
+        for value, label in cams:
+            self.combo.addItem(label, value)
+        if not cams:
+            self.combo.addItem("No camera found", None)
+        self.use_button.setEnabled(bool(cams))
+        self.probe_button.setEnabled(True)
+
+    def _use(self) -> None:
+        value = self.combo.currentData()
+        if value is not None:
+            self.cameraChosen.emit(str(value))
+
+
+class NoticeBar(QFrame):
+    """A dismissable one-line message above the previews (e.g. the virtual-camera fix)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("noticeBar")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(12, 6, 6, 6)
+        self.label = _text()
+        row.addWidget(self.label, 1)
+        close = QToolButton()
+        close.setText("\u00d7")
+        close.setToolTip("Dismiss")
+        close.setAutoRaise(True)
+        close.clicked.connect(self.hide)
+        row.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_message(self, text: str, level: str = "warning") -> None:
+        self.setProperty("level", level)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.label.setText(text)
+        self.show()
+
+
+def exists(path: str | os.PathLike | None) -> bool:
+    return bool(path) and Path(path).expanduser().is_file()

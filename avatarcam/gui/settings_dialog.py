@@ -1,0 +1,177 @@
+"""The Settings dialog: edits a copy of ``Settings``; the window applies and saves it."""
+
+from __future__ import annotations
+
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                             QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget)
+
+from ..paths import CHECKPOINT_NAME
+from ..settings import CAPTURE_SIZES, DEVICES, FRAMINGS, PRECISIONS, VCAM_SIZES, Settings
+from .panels import CHECKPOINT_FILTER, VIDEO_FILTER, CameraProber
+
+
+def _size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]} x {size[1]}"
+
+
+def _fill_sizes(combo: QComboBox, sizes, current: tuple[int, int]) -> None:
+    sizes = list(sizes)
+    if tuple(current) not in sizes:
+        sizes.append(tuple(current))
+    for s in sizes:
+        combo.addItem(_size_text(s), tuple(s))
+    combo.setCurrentIndex(sizes.index(tuple(current)))
+
+
+def _choice(values, current: str, labels: dict[str, str] | None = None) -> QComboBox:
+    combo = QComboBox()
+    for v in values:
+        combo.addItem((labels or {}).get(v, v), v)
+    combo.setCurrentIndex(max(0, list(values).index(current) if current in values else 0))
+    return combo
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("avatarcam settings")
+        self.setMinimumWidth(520)
+        self._original = settings
+        s = settings
+        layout = QVBoxLayout(self)
+
+        # camera -------------------------------------------------------------------------------
+        cam_box = QGroupBox("Camera")
+        form = QFormLayout(cam_box)
+        row = QHBoxLayout()
+        self.camera = QComboBox()
+        self.camera.setEditable(True)
+        self.camera.setToolTip("A camera index (0, 1, ...), a video file or a stream URL")
+        self.camera.addItem(self._camera_label(s.camera), s.camera)
+        row.addWidget(self.camera, 1)
+        video = QPushButton("Video file...")
+        video.clicked.connect(self._pick_video)
+        row.addWidget(video)
+        form.addRow("Source", row)
+        self.capture_size = QComboBox()
+        _fill_sizes(self.capture_size, CAPTURE_SIZES, s.capture_size)
+        form.addRow("Capture size", self.capture_size)
+        layout.addWidget(cam_box)
+        self.prober = CameraProber(self)
+        self.prober.done.connect(self._probed)
+        self.prober.start()
+
+        # model --------------------------------------------------------------------------------
+        model_box = QGroupBox("Model")
+        form = QFormLayout(model_box)
+        row = QHBoxLayout()
+        self.checkpoint = QLineEdit(s.checkpoint)
+        self.checkpoint.setPlaceholderText(f"automatic ({CHECKPOINT_NAME} in the models folder)")
+        row.addWidget(self.checkpoint, 1)
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(self._pick_checkpoint)
+        row.addWidget(browse)
+        form.addRow("Checkpoint", row)
+        self.device = _choice(DEVICES, s.device, {"auto": "auto (GPU if available)", "cuda": "cuda (NVIDIA GPU)",
+                                                  "mps": "mps (Apple GPU)"})
+        form.addRow("Device", self.device)
+        self.precision = _choice(PRECISIONS, s.precision, {"auto": "auto (fp16 on GPU, fp32 on CPU)"})
+        form.addRow("Precision", self.precision)
+        self.relative = QCheckBox("Relative motion (recommended)")
+        self.relative.setChecked(s.relative)
+        self.relative.setToolTip("Move the avatar by how your face moves from the calibrated pose")
+        form.addRow("", self.relative)
+        self.adapt_scale = QCheckBox("Adapt movement scale to the avatar")
+        self.adapt_scale.setChecked(s.adapt_scale)
+        form.addRow("", self.adapt_scale)
+        layout.addWidget(model_box)
+
+        # framing ------------------------------------------------------------------------------
+        frame_box = QGroupBox("Face framing")
+        form = QFormLayout(frame_box)
+        self.framing = _choice(FRAMINGS, s.framing, {"auto": "auto (follow the face)",
+                                                     "manual": "manual (fixed crop; W/S/U/H/J/K)"})
+        form.addRow("Mode", self.framing)
+        self.zoom = QDoubleSpinBox()
+        self.zoom.setRange(0.2, 5.0)
+        self.zoom.setSingleStep(0.1)
+        self.zoom.setDecimals(2)
+        self.zoom.setValue(s.zoom)
+        form.addRow("Zoom", self.zoom)
+        layout.addWidget(frame_box)
+
+        # virtual camera -----------------------------------------------------------------------
+        vcam_box = QGroupBox("Virtual camera")
+        form = QFormLayout(vcam_box)
+        self.vcam = QCheckBox("Send the output to the virtual camera")
+        self.vcam.setChecked(s.vcam)
+        form.addRow("", self.vcam)
+        self.vcam_size = QComboBox()
+        _fill_sizes(self.vcam_size, VCAM_SIZES, s.vcam_size)
+        form.addRow("Size", self.vcam_size)
+        self.vcam_fps = QDoubleSpinBox()
+        self.vcam_fps.setRange(1.0, 120.0)
+        self.vcam_fps.setDecimals(0)
+        self.vcam_fps.setValue(s.vcam_fps)
+        form.addRow("Frame rate", self.vcam_fps)
+        layout.addWidget(vcam_box)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    @staticmethod
+    def _camera_label(value: str) -> str:
+        return f"Camera {value}" if value.isdigit() else value
+
+    def _probed(self, cams: list) -> None:
+        current = self.camera_value()
+        values = {self.camera.itemData(i) for i in range(self.camera.count())}
+        for value, label in cams:
+            if value not in values:
+                self.camera.addItem(label, value)
+        idx = self.camera.findData(current)
+        if idx >= 0:
+            self.camera.setCurrentIndex(idx)
+
+    def _pick_video(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Use a video file as the camera", "", VIDEO_FILTER)
+        if path:
+            self.camera.addItem(path, path)
+            self.camera.setCurrentIndex(self.camera.count() - 1)
+
+    def _pick_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, f"Locate {CHECKPOINT_NAME}", "", CHECKPOINT_FILTER)
+        if path:
+            self.checkpoint.setText(path)
+
+    def camera_value(self) -> str:
+        idx = self.camera.currentIndex()
+        text = self.camera.currentText().strip()
+        if idx >= 0 and self.camera.itemText(idx) == text and self.camera.itemData(idx) is not None:
+            return str(self.camera.itemData(idx))
+        if text.lower().startswith("camera ") and text[7:].strip().split(" ")[0].isdigit():
+            return text[7:].strip().split(" ")[0]
+        return text or self._original.camera
+
+    def result_settings(self) -> Settings:
+        """The settings as edited (the original object is not changed)."""
+        return self._original.copy(
+            camera=self.camera_value(),
+            capture_size=tuple(self.capture_size.currentData()),
+            checkpoint=self.checkpoint.text().strip(),
+            device=self.device.currentData(),
+            precision=self.precision.currentData(),
+            relative=self.relative.isChecked(),
+            adapt_scale=self.adapt_scale.isChecked(),
+            framing=self.framing.currentData(),
+            zoom=float(self.zoom.value()),
+            vcam=self.vcam.isChecked(),
+            vcam_size=tuple(self.vcam_size.currentData()),
+            vcam_fps=float(self.vcam_fps.value()),
+        )
+
+    def done(self, r: int) -> None:
+        self.prober.join(0.0)
+        super().done(r)

@@ -1,0 +1,103 @@
+"""`avatarcam animate` end to end on a synthesized astronaut clip, with the tiny model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from avatarcam.demo import astronaut_face, driving_frames, write_clip
+from avatarcam.video import AtomicVideoWriter, VideoReader
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("clip") / "drive.mp4", driving_frames(9, size=200), fps=25)
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "avatarcam", "animate", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def _avatar(tmp_path, name, image):
+    path = tmp_path / name
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def test_animate_writes_every_frame(tmp_path, clip, tiny_checkpoint):
+    src = _avatar(tmp_path, "face.png", cv2.cvtColor(astronaut_face(300), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out.mp4"
+    proc = _run(src, clip, "-o", out, "--checkpoint", tiny_checkpoint)
+    assert proc.returncode == 0, proc.stderr
+    with VideoReader(out) as reader:
+        frames = list(reader)
+        assert reader.fps == pytest.approx(25, abs=0.5)
+    assert len(frames) == 9 and frames[0].shape == (256, 256, 3)
+    assert np.std([f.mean() for f in frames]) > 0  # the animation changes over time
+
+
+def test_side_by_side_and_max_frames(tmp_path, clip, tiny_checkpoint):
+    src = _avatar(tmp_path, "face.jpg", cv2.cvtColor(astronaut_face(256), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "sbs.mp4"
+    proc = _run(src, clip, "-o", out, "--checkpoint", tiny_checkpoint, "--side-by-side", "--max-frames", 4)
+    assert proc.returncode == 0, proc.stderr
+    with VideoReader(out) as reader:
+        frames = list(reader)
+    assert len(frames) == 4 and frames[0].shape == (256, 768, 3)
+
+
+@pytest.mark.parametrize("kind", ["grey", "rgba", "16bit", "wide"])
+def test_any_avatar_format_is_converted(tmp_path, clip, tiny_checkpoint, kind):
+    face = cv2.cvtColor(astronaut_face(200), cv2.COLOR_RGB2BGR)
+    image = {
+        "grey": cv2.cvtColor(face, cv2.COLOR_BGR2GRAY),
+        "rgba": np.dstack([face, np.full(face.shape[:2], 200, np.uint8)]),
+        "16bit": face.astype(np.uint16) * 257,
+        "wide": np.hstack([face, face, face]),
+    }[kind]
+    src = _avatar(tmp_path, f"{kind}.png", image)
+    out = tmp_path / f"{kind}.mp4"
+    proc = _run(src, clip, "-o", out, "--checkpoint", tiny_checkpoint, "--max-frames", 2)
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("case", ["missing-image", "text-image", "empty-video", "text-video", "no-frames"])
+def test_bad_inputs_fail_with_one_line(tmp_path, clip, tiny_checkpoint, case):
+    src = _avatar(tmp_path, "face.png", cv2.cvtColor(astronaut_face(64), cv2.COLOR_RGB2BGR))
+    video = clip
+    if case == "missing-image":
+        src = tmp_path / "nope.png"
+    elif case == "text-image":
+        src = tmp_path / "text.png"
+        src.write_text("not an image")
+    elif case == "empty-video":
+        video = tmp_path / "empty.mp4"
+        video.write_bytes(b"")
+    elif case == "text-video":
+        video = tmp_path / "text.mp4"
+        video.write_text("not a video " * 100)
+    elif case == "no-frames":
+        video = tmp_path / "header-only.mp4"
+        cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 64)).release()
+    out = tmp_path / "out.mp4"
+    proc = _run(src, video, "-o", out, "--checkpoint", tiny_checkpoint)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("avatarcam: error:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.*"))  # no partial file left behind
+
+
+def test_atomic_writer_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "video.mp4"
+    with pytest.raises(RuntimeError):
+        with AtomicVideoWriter(target, fps=10) as writer:
+            writer.write(np.zeros((32, 32, 3), np.uint8))
+            raise RuntimeError("interrupted")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
