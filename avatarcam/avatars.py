@@ -103,7 +103,8 @@ def add_avatar(src: str | os.PathLike, user_dir: str | os.PathLike | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise MediaError(f"{folder}: cannot create the avatar folder ({err.strerror}); check its permissions.") from None
+        raise MediaError(f"{folder}: cannot create the avatar folder ({err.strerror}); "
+                         f"check its permissions.") from None
     base = _base_name(src)
     for n in range(1, 10_000):
         target = folder / (f"{base}.png" if n == 1 else f"{base}-{n}.png")

@@ -66,7 +66,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "device": DEVICES, "precision": PRECISIONS, "framing": FRAMINGS, "detector": DETECTORS,
 }
 _RANGES: dict[str, tuple[float, float]] = {
-    "zoom": (0.2, 5.0), "stabilize": (0.0, 1.0), "vcam_fps": (1.0, 120.0), "overlay_opacity": (0.05, 0.95),
+    "zoom": (0.3, 4.0), "stabilize": (0.0, 1.0), "vcam_fps": (1.0, 120.0), "overlay_opacity": (0.05, 0.95),
 }
 _SIZE_RANGE = (16, 7680)
 

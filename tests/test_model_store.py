@@ -296,8 +296,9 @@ def test_checks_report_size_md5_and_loading(tiny_checkpoint, ckpt_bytes, monkeyp
     assert KNOWN_MD5 in used[0].detail  # informative: not the published file, still fine
 
     # md5 is cached by (path, size, mtime): no re-hashing
-    monkeypatch.setattr(model_store, "file_digest", lambda *a: pytest.fail("re-hashed"))
-    assert md5(ckpt_bytes) in checkpoint_checks(load=False)[1].detail
+    with monkeypatch.context() as m:
+        m.setattr(model_store, "file_digest", lambda *a: pytest.fail("re-hashed"))
+        assert md5(ckpt_bytes) in checkpoint_checks(load=False)[1].detail
 
     # An explicit --checkpoint wins; the user-folder copy is then informational.
     checks = checkpoint_checks(tiny_checkpoint, load=False)

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                             QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..paths import CHECKPOINT_NAME
 from ..settings import CAPTURE_SIZES, DEVICES, FRAMINGS, PRECISIONS, VCAM_SIZES, Settings
@@ -93,7 +106,7 @@ class SettingsDialog(QDialog):
                                                      "manual": "manual (fixed crop; W/S/U/H/J/K)"})
         form.addRow("Mode", self.framing)
         self.zoom = QDoubleSpinBox()
-        self.zoom.setRange(0.2, 5.0)
+        self.zoom.setRange(0.3, 4.0)
         self.zoom.setSingleStep(0.1)
         self.zoom.setDecimals(2)
         self.zoom.setValue(s.zoom)

@@ -65,6 +65,19 @@ def _quiet_opencv() -> None:
         pass
 
 
+def _open_index(index: int) -> cv2.VideoCapture:
+    """cv2.VideoCapture(index) without OpenCV's console noise for indices that do not exist."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    previous = logging.getLogLevel() if logging else None
+    if logging:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(index)
+    finally:
+        if logging:
+            logging.setLogLevel(previous)
+
+
 class OpenCVSource:
     """A camera index, video file or stream URL read through ``cv2.VideoCapture``."""
 
@@ -74,7 +87,7 @@ class OpenCVSource:
         self.spec = spec
         self.is_file = not is_camera_index(spec) and not is_stream_url(spec)
         if is_camera_index(spec):
-            self._cap = cv2.VideoCapture(int(spec))
+            self._cap = _open_index(int(spec))
             if self._cap.isOpened():
                 w, h = size
                 self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
@@ -147,7 +160,7 @@ class CaptureThread(threading.Thread):
         self._cond = threading.Condition()
         self._frame: Frame | None = None
         self._index = -1
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     # consumer side --------------------------------------------------------------------------
     def latest(self, after_index: int = -1, timeout: float | None = None) -> Frame | None:
@@ -156,7 +169,7 @@ class CaptureThread(threading.Thread):
         with self._cond:
             if timeout:
                 self._cond.wait_for(lambda: (self._frame is not None and self._frame.index > after_index)
-                                    or self._stop.is_set(), timeout)
+                                    or self._halt.is_set(), timeout)
             frame = self._frame
         return frame if frame is not None and frame.index > after_index else None
 
@@ -174,7 +187,7 @@ class CaptureThread(threading.Thread):
         super().start()
 
     def stop(self, timeout: float | None = 1.0) -> None:
-        self._stop.set()
+        self._halt.set()
         with self._cond:
             self._cond.notify_all()
         if self.is_alive() and threading.current_thread() is not self:
@@ -211,9 +224,9 @@ class CaptureThread(threading.Thread):
         self._close_source()
         self._set_state(RETRYING, f"camera {self.spec} lost ({reason}); retrying")
         attempt = 0
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             delay = self.backoff[min(attempt, len(self.backoff) - 1)]
-            if self._stop.wait(delay):
+            if self._halt.wait(delay):
                 return False
             attempt += 1
             try:
@@ -244,11 +257,11 @@ class CaptureThread(threading.Thread):
         t0 = time.monotonic()
         n = 0  # frames of this file pass (pacing)
         last_ok = time.monotonic()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             src = self._source
             if src.is_file and src.fps:
                 wait = t0 + n / src.fps - time.monotonic()
-                if wait > 0 and self._stop.wait(wait):
+                if wait > 0 and self._halt.wait(wait):
                     break
             try:
                 image = src.read()
@@ -279,4 +292,4 @@ class CaptureThread(threading.Thread):
                     return
                 t0, n, last_ok = time.monotonic(), 0, time.monotonic()
             else:
-                self._stop.wait(0.01)
+                self._halt.wait(0.01)

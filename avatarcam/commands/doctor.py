@@ -1,0 +1,201 @@
+"""`avatarcam doctor`: check cameras, virtual camera, torch/CUDA, ONNX Runtime, weights."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import platform
+import sys
+from pathlib import Path
+
+from ..diagnostics import Check
+
+HELP = "Check cameras, the virtual camera, GPU, ONNX Runtime and model weights; print fixes."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", metavar="PATH", help="check this checkpoint instead of the default one")
+    parser.add_argument("--cameras", type=int, default=4, metavar="N", help="probe camera indices 0..N-1 (default 4)")
+
+
+def _v4l2_name(dev: str) -> str:
+    try:
+        return Path(f"/sys/class/video4linux/{Path(dev).name}/name").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _loopback_devices() -> list[str]:
+    out = []
+    for dev in sorted(glob.glob("/dev/video*")):
+        driver = Path(f"/sys/class/video4linux/{Path(dev).name}/device/driver")
+        name = _v4l2_name(dev)
+        if "loopback" in os.path.realpath(driver) or "loopback" in name.lower() or "avatarcam" in name.lower():
+            out.append(dev)
+    return out
+
+
+def camera_checks(count: int = 4) -> list[Check]:
+    from ..pipeline.capture import _open_index
+
+    found, skipped = [], []
+    loopbacks = set(_loopback_devices()) if platform.system() == "Linux" else set()
+    for i in range(max(0, count)):
+        if platform.system() == "Linux":
+            dev = f"/dev/video{i}"
+            if not os.path.exists(dev):
+                continue
+            if dev in loopbacks:
+                skipped.append(dev)
+                continue
+        cap = _open_index(i)
+        try:
+            ok = cap.isOpened() and cap.read()[0]
+            if ok:
+                w, h = int(cap.get(3)), int(cap.get(4))
+                found.append(f"{i} ({w}x{h})")
+        finally:
+            cap.release()
+    if found:
+        return [Check("cameras", True, "working: " + ", ".join(found), required=False)]
+    detail = "no camera opened among indices 0-%d" % (count - 1)
+    if skipped:
+        detail += f" (skipped virtual cameras {', '.join(skipped)})"
+    return [Check("cameras", False, detail,
+                  "connect a webcam and close apps using it, or pass --camera VIDEO.mp4 / a stream URL",
+                  required=False)]
+
+
+def vcam_checks() -> list[Check]:
+    from ..pipeline.outputs import VirtualCameraSink, vcam_fix_message
+
+    out = []
+    if platform.system() == "Linux":
+        loops = _loopback_devices()
+        out.append(Check("v4l2loopback devices", bool(loops), ", ".join(loops) or "none in /dev/video*",
+                         fix=vcam_fix_message("Linux") if not loops else "", required=False))
+    sink = VirtualCameraSink((640, 480), 30)
+    try:
+        sink.open()
+        out.append(Check("virtual camera", True, f"pyvirtualcam opened {sink.device}", required=False))
+    except Exception as err:  # noqa: BLE001
+        out.append(Check("virtual camera", False, "pyvirtualcam cannot open a virtual camera",
+                         fix=str(err), required=False))
+    finally:
+        sink.close()
+    return out
+
+
+def torch_checks() -> list[Check]:
+    try:
+        import torch
+    except Exception as err:  # noqa: BLE001
+        return [Check("torch", False, f"cannot import torch ({err})", "install PyTorch: https://pytorch.org")]
+    out = [Check("torch", True, f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")]
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        out.append(Check("CUDA", True, f"CUDA {torch.version.cuda}: {names}", required=False))
+    else:
+        built = torch.version.cuda
+        fix = ("the NVIDIA driver is missing or too old for this build; update it" if built else
+               "CPU-only PyTorch build; for a GPU install the CUDA build from https://pytorch.org")
+        out.append(Check("CUDA", False, f"no usable CUDA GPU (torch built with CUDA: {built or 'no'}); "
+                                        f"running on the CPU is slow", fix, required=False))
+    return out
+
+
+def onnx_checks() -> list[Check]:
+    try:
+        import onnxruntime as ort
+    except Exception as err:  # noqa: BLE001
+        return [Check("ONNX Runtime", False, f"not importable ({err})",
+                      "pip install onnxruntime-gpu (or onnxruntime on macOS / ARM)", required=False)]
+    built = ort.get_available_providers()
+    usable = ["CPUExecutionProvider"]
+    try:
+        import torch
+
+        if "CUDAExecutionProvider" in built and torch.cuda.is_available():
+            usable.insert(0, "CUDAExecutionProvider (needs CUDA/cuDNN libraries; confirmed on first session)")
+    except Exception:  # noqa: BLE001
+        pass
+    detail = f"onnxruntime {ort.__version__}; built with {', '.join(built)}; usable here: {', '.join(usable)}"
+    return [Check("ONNX Runtime", True, detail, required=False)]
+
+
+def checkpoint_checks_basic(explicit: str | None = None) -> list[Check]:
+    from ..engine.checkpoint import read_checkpoint, where_to_get
+    from ..errors import AvatarcamError
+    from ..paths import find_checkpoint
+
+    path = find_checkpoint(explicit)
+    if not path.is_file():
+        return [Check("checkpoint", False, f"{path} not found", where_to_get())]
+    try:
+        from ..engine import Animator
+
+        read_checkpoint(path)
+        Animator.from_checkpoint(path, device="cpu")  # strict load into the networks
+    except AvatarcamError as err:
+        return [Check("checkpoint", False, str(err), where_to_get())]
+    return [Check("checkpoint", True, f"{path} loads ({path.stat().st_size / 2**20:.1f} MB)")]
+
+
+def checkpoint_checks(explicit: str | None = None) -> list[Check]:
+    try:
+        from .. import model_store
+    except ImportError:
+        model_store = None
+    fn = getattr(model_store, "checkpoint_checks", None)
+    if fn is not None:
+        try:
+            return list(fn(explicit)) if explicit is not None else list(fn())
+        except TypeError:  # a variant without the explicit path argument
+            if explicit is None:
+                raise
+    return checkpoint_checks_basic(explicit)
+
+
+def detector_checks() -> list[Check]:
+    from ..pipeline.framing import face_alignment_weights_cached, face_alignment_weights_dir
+
+    out = []
+    try:
+        from ..pipeline.framing import LBPDetector
+
+        LBPDetector()
+        out.append(Check("face detector (LBP)", True, "scikit-image LBP cascade available (no download needed)"))
+    except Exception as err:  # noqa: BLE001
+        out.append(Check("face detector (LBP)", False, f"unavailable ({err})", "pip install scikit-image"))
+    cached = face_alignment_weights_cached()
+    out.append(Check("face detector (face-alignment)", cached,
+                     f"BlazeFace weights {'cached' if cached else 'not cached'} in {face_alignment_weights_dir()}",
+                     "" if cached else "optional: run once online with `avatarcam run --detector face-alignment` "
+                     "to download them (~0.5 MB); LBP is used meanwhile", required=False))
+    return out
+
+
+SECTIONS = (("Cameras", lambda a: camera_checks(a.cameras)), ("Virtual camera", lambda a: vcam_checks()),
+            ("PyTorch", lambda a: torch_checks()), ("ONNX Runtime", lambda a: onnx_checks()),
+            ("Model weights", lambda a: checkpoint_checks(a.checkpoint)), ("Face detector", lambda a: detector_checks()))
+
+
+def main(args: argparse.Namespace) -> int:
+    failed = 0
+    for title, run in SECTIONS:
+        print(f"== {title}")
+        try:
+            checks = run(args)
+        except Exception as err:  # noqa: BLE001 - one broken check must not hide the others
+            checks = [Check(title, False, f"check crashed: {type(err).__name__}: {err}", required=False)]
+        for c in checks:
+            mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
+            print(f"  [{mark}] {c.name}: {c.detail}")
+            if not c.ok and c.fix:
+                print(f"         fix: {c.fix}")
+            if not c.ok and c.required:
+                failed += 1
+    print("all required checks passed" if not failed else f"{failed} required check(s) failed")
+    sys.stdout.flush()
+    return 0 if not failed else 1

@@ -1,0 +1,206 @@
+"""Owns the headless pipeline for the window; all slow work runs on one worker thread.
+
+Loading the checkpoint, opening the camera and stopping a pipeline happen on the worker thread
+``avatarcam-gui-worker``, one job at a time. Results come back as Qt signals (queued onto the GUI
+thread). Frames arrive from a pipeline thread; only the newest is kept, and the GUI is told
+once (``frameReady``) until it takes it, so a slow GUI drops frames instead of queueing them.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import QObject, pyqtSignal
+
+from ..errors import AvatarcamError, CameraError, CheckpointError
+from ..settings import Settings, checkpoint_path
+
+WORKER_PREFIX = "avatarcam-gui-worker"
+
+
+def pipeline_config(settings: Settings, avatar: str | None, checkpoint: str | None):
+    from ..pipeline import PipelineConfig
+
+    return PipelineConfig(
+        camera=settings.camera, capture_size=tuple(settings.capture_size), checkpoint=checkpoint,
+        device=settings.device, precision=settings.precision, avatar=avatar, framing=settings.framing,
+        detector=settings.detector, zoom=settings.zoom, relative=settings.relative,
+        adapt_scale=settings.adapt_scale, stabilize=settings.stabilize, vcam=settings.vcam,
+        vcam_size=tuple(settings.vcam_size), vcam_fps=settings.vcam_fps, mirror_output=settings.mirror_output,
+    )
+
+
+class PipelineController(QObject):
+    frameReady = pyqtSignal()  # noqa: N815 - a new bundle is waiting in take_frame()
+    notice = pyqtSignal(str)  # a one-line message from the pipeline (e.g. the virtual-camera fix)
+    busy = pyqtSignal(str)  # what the worker is doing ("Loading the model...")
+    started = pyqtSignal(object, int)  # (pipeline, generation)
+    failed = pyqtSignal(str, str, int)  # (kind: "checkpoint" | "camera" | "other", message, generation)
+    checkpointChecked = pyqtSignal(str, str)  # noqa: N815 - (path, error or "")
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WORKER_PREFIX)
+        self._generation = 0
+        self._closing = False
+        self._lock = threading.Lock()
+        self._latest: Any = None
+        self._pending = False
+        # worker-thread state
+        self._running = None  # the pipeline the worker started last
+        self._animator = None
+        self._animator_key: tuple | None = None
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    # frames (any thread -> GUI) -----------------------------------------------------------
+    def _on_bundle(self, bundle, generation: int) -> None:
+        if generation != self._generation or self._closing:
+            return
+        with self._lock:
+            self._latest = bundle
+            if self._pending:
+                return
+            self._pending = True
+        try:
+            self.frameReady.emit()
+        except RuntimeError:  # the controller was deleted
+            pass
+
+    def take_frame(self):
+        """The newest bundle (or None); called on the GUI thread after ``frameReady``."""
+        with self._lock:
+            bundle, self._latest, self._pending = self._latest, None, False
+        return bundle
+
+    def _on_notice(self, text: str, generation: int) -> None:
+        if generation == self._generation and not self._closing:
+            try:
+                self.notice.emit(str(text))
+            except RuntimeError:
+                pass
+
+    # jobs (GUI thread submits) ------------------------------------------------------------
+    def start(self, settings: Settings, avatar: str | None) -> int:
+        """(Re)start the pipeline with these settings; returns the job's generation."""
+        self._generation += 1
+        gen = self._generation
+        if not self._closing:
+            self._executor.submit(self._job_start, settings.copy(), avatar, gen)
+        return gen
+
+    def stop(self) -> None:
+        """Stop the pipeline (off the GUI thread)."""
+        self._generation += 1
+        if not self._closing:
+            self._executor.submit(self._stop_running)
+
+    def check_checkpoint(self, path: str, settings: Settings) -> None:
+        """Validate a checkpoint by loading it; ``checkpointChecked`` says how it went."""
+        if not self._closing:
+            self._executor.submit(self._job_check, path, settings.copy())
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop everything and wait for the worker; called when the window closes."""
+        if self._closing:
+            return
+        self._closing = True
+        self._generation += 1
+        self._executor.submit(self._stop_running)
+        self._executor.shutdown(wait=True, cancel_futures=False)
+        with self._lock:
+            self._latest = None
+
+    # worker thread ------------------------------------------------------------------------
+    def _emit(self, signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # receiver gone (window closed)
+            pass
+
+    def _stop_running(self) -> None:
+        p, self._running = self._running, None
+        if p is not None:
+            try:
+                p.stop(timeout=2.0)
+            except Exception:  # noqa: BLE001 - stopping must never raise into the GUI
+                pass
+
+    def _load_animator(self, path: Path, settings: Settings):
+        from ..engine import Animator
+
+        key = (str(path.resolve()), path.stat().st_mtime_ns, settings.device, settings.precision)
+        if key != self._animator_key or self._animator is None:
+            self._emit(self.busy, f"Loading the model {path.name}...")
+            self._animator = None
+            self._animator_key = None
+            animator = Animator.from_checkpoint(path, device=settings.device, precision=settings.precision,
+                                                relative=settings.relative, adapt_scale=settings.adapt_scale)
+            self._animator, self._animator_key = animator, key
+        else:
+            self._animator.relative = settings.relative
+            self._animator.adapt_scale = settings.adapt_scale
+        return self._animator
+
+    def _job_check(self, path: str, settings: Settings) -> None:
+        if self._closing:
+            return
+        try:
+            self._load_animator(Path(path).expanduser(), settings)
+        except AvatarcamError as err:
+            self._emit(self.checkpointChecked, path, str(err))
+        except Exception as err:  # noqa: BLE001 - show it, never crash the window
+            self._emit(self.checkpointChecked, path, f"{path}: could not be loaded ({type(err).__name__}: {err}).")
+        else:
+            self._emit(self.checkpointChecked, path, "")
+
+    def _job_start(self, settings: Settings, avatar: str | None, gen: int) -> None:
+        self._stop_running()
+        if self._closing or gen != self._generation:
+            return
+        path = checkpoint_path(settings)
+        if not path.is_file():
+            from ..engine.checkpoint import where_to_get
+
+            self._emit(self.failed, "checkpoint", f"{path}: checkpoint not found; {where_to_get()}.", gen)
+            return
+        try:
+            animator = self._load_animator(path, settings)
+        except CheckpointError as err:
+            self._emit(self.failed, "checkpoint", str(err), gen)
+            return
+        except Exception as err:  # noqa: BLE001
+            self._emit(self.failed, "checkpoint", f"{path}: could not be loaded ({type(err).__name__}: {err}).", gen)
+            return
+        if self._closing or gen != self._generation:
+            return
+        self._emit(self.busy, "Opening the camera...")
+        p = None
+        try:
+            from ..pipeline import Pipeline
+
+            p = Pipeline(pipeline_config(settings, avatar, str(path)), animator=animator)
+            p.on_notice = lambda text, g=gen: self._on_notice(text, g)
+            p.add_listener(lambda bundle, g=gen: self._on_bundle(bundle, g))
+            p.start()
+        except Exception as err:  # noqa: BLE001 - every failure is shown in the window
+            if p is not None:
+                self._running = p
+                self._stop_running()
+            if isinstance(err, CameraError):
+                self._emit(self.failed, "camera", str(err), gen)
+            elif isinstance(err, AvatarcamError):
+                self._emit(self.failed, "other", str(err), gen)
+            else:
+                self._emit(self.failed, "other", f"The pipeline could not start ({type(err).__name__}: {err}).", gen)
+            return
+        self._running = p
+        if self._closing or gen != self._generation:
+            self._stop_running()
+            return
+        self._emit(self.started, p, gen)

@@ -1,0 +1,182 @@
+"""Outputs: the virtual camera, the recording, and the picture helpers they share.
+
+The model's square result is scaled to the virtual camera's height and padded to its aspect,
+like a normal webcam picture. A missing virtual-camera device gives one message with the fix for
+the OS; the pipeline carries on with its other outputs.
+"""
+
+from __future__ import annotations
+
+import platform
+import queue
+import threading
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from ..errors import AvatarcamError, OutputError
+from ..video import AtomicVideoWriter
+
+LINUX_FIX = "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=avatarcam"
+
+
+def vcam_fix_message(system: str | None = None, detail: str = "") -> str:
+    """One line: why there is no virtual camera and how to get one on this OS."""
+    system = system or platform.system()
+    why = f" ({detail})" if detail else ""
+    if system == "Linux":
+        return (f"no virtual camera device{why}; fix: `{LINUX_FIX}` (install it first with "
+                f"`sudo apt install v4l2loopback-dkms` if the module is missing), then restart avatarcam.")
+    if system in ("Windows", "Darwin"):
+        return (f"no virtual camera{why}; fix: install OBS Studio 28 or newer, click 'Start Virtual Camera' "
+                f"once and stop it again, then restart avatarcam.")
+    return f"no virtual camera{why}; this OS is not supported by pyvirtualcam."
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    img = np.asarray(image)
+    if img.dtype == np.uint8:
+        return img
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], mirror: bool = False) -> np.ndarray:
+    """Fit an RGB image (any shape) inside ``size`` = (width, height) keeping its aspect, padded
+    with black; optionally mirrored left-right. Returns a new HxWx3 uint8 array."""
+    img = to_uint8(image)
+    w, h = size
+    ih, iw = img.shape[:2]
+    s = min(w / iw, h / ih)
+    nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
+    if (nw, nh) != (iw, ih):
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    if mirror:
+        img = img[:, ::-1]
+    if (nw, nh) == (w, h):
+        return np.ascontiguousarray(img)
+    out = np.zeros((h, w, 3), np.uint8)
+    top, left = (h - nh) // 2, (w - nw) // 2
+    out[top:top + nh, left:left + nw] = img
+    return out
+
+
+class VirtualCameraSink:
+    """pyvirtualcam output (RGB frames of ``size``). ``open()`` raises ``OutputError`` with the fix."""
+
+    def __init__(self, size: tuple[int, int] = (640, 480), fps: float = 30.0, backend: str | None = None) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        self.fps = float(fps)
+        self.backend = backend
+        self._cam = None
+        self.frames = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self._cam is not None
+
+    @property
+    def device(self) -> str:
+        return self._cam.device if self._cam is not None else ""
+
+    def open(self) -> None:
+        if self._cam is not None:
+            return
+        try:
+            import pyvirtualcam
+        except ImportError:
+            raise OutputError("pyvirtualcam is not installed; `pip install pyvirtualcam`.") from None
+        w, h = self.size
+        try:
+            self._cam = pyvirtualcam.Camera(w, h, self.fps, fmt=pyvirtualcam.PixelFormat.RGB,
+                                            backend=self.backend, print_fps=False)
+        except Exception as err:  # noqa: BLE001 - pyvirtualcam raises RuntimeError/ValueError per backend
+            detail = str(err).split(". ")[0].strip().rstrip(".")
+            raise OutputError(vcam_fix_message(detail=detail)) from None
+
+    def send(self, frame: np.ndarray) -> None:
+        if self._cam is None:
+            return
+        self._cam.send(frame)
+        self.frames += 1
+
+    def close(self) -> None:
+        cam, self._cam = self._cam, None
+        if cam is not None:
+            try:
+                cam.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class FileSink:
+    """Records output frames to an mp4 on a background thread (the stream never waits on the disk).
+
+    Timing is kept real: when frames come slower than ``fps`` the last one is repeated, so the
+    video plays at the speed it was streamed. A write failure disables the recording and reports
+    through ``on_error``; it never raises into the stream.
+    """
+
+    MAX_QUEUE = 64
+    MAX_REPEAT = 30
+
+    def __init__(self, path: str, fps: float = 30.0, on_error: Callable[[str], None] | None = None) -> None:
+        self.writer = AtomicVideoWriter(path, fps)  # raises OutputError for a bad folder at once
+        self.path = self.writer.path
+        self.fps = float(fps)
+        self.on_error = on_error
+        self.failed = ""
+        self.dropped = 0
+        self._queue: queue.Queue = queue.Queue(self.MAX_QUEUE)
+        self._t0: float | None = None
+        self._written = 0
+        self._thread = threading.Thread(target=self._loop, name="avatarcam-record", daemon=True)
+        self._thread.start()
+
+    @property
+    def frames(self) -> int:
+        return self.writer.frames
+
+    def write(self, frame: np.ndarray, t: float) -> None:
+        if self.failed:
+            return
+        try:
+            self._queue.put_nowait((frame, t))
+        except queue.Full:
+            self.dropped += 1
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self.failed:
+                continue
+            frame, t = item
+            if self._t0 is None:
+                self._t0 = t
+            due = int((t - self._t0) * self.fps) + 1
+            repeat = min(max(1, due - self._written), self.MAX_REPEAT)
+            try:
+                for _ in range(repeat):
+                    self.writer.write(frame)
+                self._written += repeat
+            except Exception as err:  # noqa: BLE001
+                self.failed = f"recording to {self.path} stopped: {err}"
+                self.writer.abort()
+                if self.on_error:
+                    self.on_error(self.failed)
+
+    def close(self, timeout: float | None = 5.0) -> str | None:
+        """Finish the file; returns its path, or None when nothing was saved (reported via on_error)."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self.failed:
+            return None
+        try:
+            return str(self.writer.close())
+        except AvatarcamError as err:
+            self.failed = str(err)
+            if self.on_error:
+                self.on_error(self.failed)
+            return None

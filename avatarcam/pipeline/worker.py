@@ -1,0 +1,159 @@
+"""The inference thread: newest frame -> framing -> model -> outputs, one frame at a time.
+
+It always takes the newest captured frame (frames that arrived while it was busy are counted as
+dropped, never queued), so the end-to-end latency stays one model step plus a fraction of a frame.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .capture import CaptureThread, Frame
+from .framing import FaceFramer, FramingResult
+from .outputs import letterbox, to_uint8
+from .stabilizer import KeypointStabilizer
+
+
+@dataclass
+class FrameBundle:
+    """One output frame and what it was made from."""
+
+    output: np.ndarray  # HxWx3 uint8 RGB at vcam_size: exactly what the virtual camera receives
+    camera: np.ndarray  # the raw camera frame, uint8 RGB
+    crop_box: tuple[int, int, int] | None  # (x, y, side) in camera pixels
+    avatar: np.ndarray  # 256x256x3 uint8: the current avatar
+    face_found: bool
+    index: int  # the camera frame's index
+    crop: np.ndarray | None = None  # the 256x256 framed driving crop
+    t_capture: float = 0.0  # time.monotonic() of the camera frame
+
+
+@dataclass
+class Timings:
+    capture_age_ms: float = 0.0  # camera frame age when the worker picked it up
+    framing_ms: float = 0.0
+    model_ms: float = 0.0
+    output_ms: float = 0.0
+    latency_ms: float = 0.0  # camera frame captured -> outputs done
+
+
+class InferenceWorker(threading.Thread):
+    """Runs the animator on the newest framed crop and hands each result to ``publish``.
+
+    ``publish(bundle, timings)`` does the output stage (sinks, listeners) and returns when done.
+    ``get_avatar()`` returns the current avatar (256x256 uint8) for the no-face / idle picture.
+    """
+
+    def __init__(self, capture: CaptureThread, framer: FaceFramer, animator, *,
+                 publish: Callable[[FrameBundle, Timings], None], get_avatar: Callable[[], np.ndarray],
+                 out_size: tuple[int, int] = (640, 480), stabilizer: KeypointStabilizer | None = None,
+                 notice: Callable[[str], None] | None = None, poll_s: float = 0.1) -> None:
+        super().__init__(name="avatarcam-inference", daemon=True)
+        self.capture = capture
+        self.framer = framer
+        self.animator = animator
+        self.publish = publish
+        self.get_avatar = get_avatar
+        self.out_size = out_size
+        self.stabilizer = stabilizer
+        self.notice = notice or (lambda msg: None)
+        self.poll_s = poll_s
+        self.passthrough = False
+        self.mirror = False
+        self.dropped = 0
+        self.frames_out = 0
+        self.processed: list[int] = []  # indices of the last processed camera frames (tests, bench)
+        self.timings = Timings()
+        self._out_times: deque[float] = deque(maxlen=60)
+        self._last_result: np.ndarray | None = None  # last good model output (256x256 uint8)
+        self._calibrate = threading.Event()
+        self._halt = threading.Event()
+        self._errors = 0
+
+    # control -----------------------------------------------------------------------------------
+    def request_calibration(self) -> None:
+        self._calibrate.set()
+
+    def avatar_changed(self) -> None:
+        """Forget the held frame of the previous avatar."""
+        self._last_result = None
+
+    def stop(self, timeout: float | None = 1.0) -> None:
+        self._halt.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+
+    @property
+    def fps(self) -> float:
+        times = list(self._out_times)
+        if len(times) < 2 or time.monotonic() - times[-1] > 1.0:
+            return 0.0
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+
+    # loop --------------------------------------------------------------------------------------
+    def run(self) -> None:
+        last = -1
+        while not self._halt.is_set():
+            frame = self.capture.latest(last, timeout=self.poll_s)
+            if frame is None or self._halt.is_set():
+                continue
+            if last >= 0 and frame.index > last + 1:
+                self.dropped += frame.index - last - 1
+            last = frame.index
+            self.step(frame)
+
+    def _animate(self, crop: np.ndarray, t: float) -> np.ndarray | None:
+        anim = self.animator
+        try:
+            kp = anim.detect(crop)
+            if self.stabilizer is not None:
+                kp = self.stabilizer(kp, t)
+            if self._calibrate.is_set():
+                self._calibrate.clear()
+                anim.calibrate(keypoints=kp)
+            result = to_uint8(anim.animate_keypoints(kp))
+            self._errors = 0
+            return result
+        except Exception as err:  # noqa: BLE001 - keep streaming; report once per burst
+            self._errors += 1
+            if self._errors == 1:
+                self.notice(f"the model failed on a frame ({type(err).__name__}: {err}); holding the last picture")
+            return None
+
+    def step(self, frame: Frame) -> FrameBundle:
+        t_pick = time.monotonic()
+        timings = Timings(capture_age_ms=(t_pick - frame.t) * 1000)
+        framed: FramingResult = self.framer.frame(frame.image, frame.t)
+        t_framed = time.monotonic()
+        timings.framing_ms = (t_framed - t_pick) * 1000
+        avatar = self.get_avatar()
+        if not self.passthrough and framed.face_found and framed.crop is not None:
+            result = self._animate(framed.crop, frame.t)
+            if result is not None:
+                self._last_result = result
+        t_model = time.monotonic()
+        timings.model_ms = (t_model - t_framed) * 1000
+        if self.passthrough:
+            output = letterbox(frame.image, self.out_size, self.mirror)
+        else:  # no face: hold the last good frame (or the still avatar), never garbage
+            shown = self._last_result if self._last_result is not None else avatar
+            output = letterbox(shown, self.out_size, self.mirror)
+        bundle = FrameBundle(output, frame.image, framed.box, avatar, framed.face_found, frame.index,
+                             framed.crop, frame.t)
+        self.publish(bundle, timings)
+        t_done = time.monotonic()
+        timings.output_ms = (t_done - t_model) * 1000
+        timings.latency_ms = (t_done - frame.t) * 1000
+        self.timings = timings
+        self.frames_out += 1
+        self._out_times.append(t_done)
+        self.processed.append(frame.index)
+        if len(self.processed) > 1000:
+            del self.processed[:500]
+        return bundle

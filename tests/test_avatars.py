@@ -1,0 +1,63 @@
+"""Avatar folders: listing, adding (never overwriting), rejecting bad pictures."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from avatarcam import paths
+from avatarcam.avatars import AVATAR_SIZE, add_avatar, list_avatars, load_avatar
+from avatarcam.errors import MediaError
+
+
+def test_bundled_avatars_are_listed_and_documented():
+    bundled = [a for a in list_avatars() if a.bundled]
+    names = {a.path.name for a in bundled}
+    assert "astronaut.png" in names
+    readme = (paths.bundled_avatars_dir() / "README.md").read_text(encoding="utf-8")
+    for name in names:
+        assert name in readme  # source and licence of every bundled picture
+        assert load_avatar(paths.bundled_avatars_dir() / name).shape == (AVATAR_SIZE, AVATAR_SIZE, 3)
+
+
+def _photo(tmp_path, astronaut, name="me.jpg"):
+    path = tmp_path / name
+    cv2.imwrite(str(path), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_add_good_picture_never_overwrites(tmp_path, astronaut):
+    src = _photo(tmp_path, astronaut)
+    first = add_avatar(src)
+    second = add_avatar(src)
+    assert first.parent == paths.user_avatars_dir()
+    assert first.name == "me.png" and second.name == "me-2.png"
+    img = cv2.imread(str(first))
+    assert img.shape == (AVATAR_SIZE, AVATAR_SIZE, 3)
+    user = [a for a in list_avatars() if not a.bundled]
+    assert [a.path.name for a in user] == ["me-2.png", "me.png"]
+    # an unrelated existing file with the next name is kept as it is
+    (first.parent / "me-3.png").write_bytes(b"keep")
+    third = add_avatar(src)
+    assert third.name == "me-4.png" and (first.parent / "me-3.png").read_bytes() == b"keep"
+
+
+def test_add_corrupt_picture_copies_nothing(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a png")
+    with pytest.raises(MediaError, match="broken.png"):
+        add_avatar(bad)
+    folder = paths.user_avatars_dir()
+    assert not folder.exists() or not any(folder.iterdir())
+    with pytest.raises(MediaError):
+        add_avatar(tmp_path / "missing.jpg")
+
+
+def test_add_crops_around_the_face(tmp_path, astronaut):
+    wide = np.full((480, 900, 3), 90, np.uint8)
+    wide[100:400, 500:800] = astronaut[0:300, 105:405]
+    path = add_avatar(_photo(tmp_path, wide, "wide.png"))
+    out = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    # the flat grey background must not dominate: the face was found, not the centre square
+    assert np.abs(out.astype(int) - 90).mean() > 30

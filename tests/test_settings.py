@@ -1,0 +1,78 @@
+"""User settings: round trip, corrupt files, bad values, unwritable folders."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from avatarcam import paths
+from avatarcam.settings import Settings, load_settings, save_settings, settings_path
+
+
+def test_defaults_when_missing():
+    settings, notice = load_settings()
+    assert settings == Settings() and notice is None
+
+
+def test_round_trip_is_atomic():
+    s = Settings(camera="clip.mp4", capture_size=(1280, 720), zoom=1.5, vcam=False, avatar="/x/me.png")
+    assert save_settings(s) is None
+    path = settings_path()
+    assert path.parent == paths.user_config_dir()
+    assert [p.name for p in path.parent.iterdir()] == ["settings.json"]  # no temp file left behind
+    loaded, notice = load_settings()
+    assert loaded == s and notice is None
+
+
+def test_corrupt_file_is_moved_aside():
+    path = settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json", encoding="utf-8")
+    settings, notice = load_settings()
+    assert settings == Settings()
+    assert notice and "defaults" in notice
+    aside = [p for p in path.parent.iterdir() if p.name.startswith("settings.json.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_text(encoding="utf-8") == "{not json"
+    assert not path.exists()
+    assert save_settings(settings) is None  # and the next save works
+
+
+def test_bad_values_replaced_unknown_keys_ignored():
+    path = settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"zoom": "big", "device": "tpu", "capture_size": [1280, 720], "relative": 1,
+                                "vcam_fps": float("nan") if False else -3, "future_option": 1, "camera": "2"}))
+    settings, notice = load_settings()
+    assert settings.capture_size == (1280, 720) and settings.camera == "2"
+    assert settings.zoom == 1.0 and settings.device == "auto" and settings.relative is True
+    assert settings.vcam_fps == 30.0
+    assert notice and "zoom" in notice and "device" in notice and "future_option" not in notice
+
+
+def test_not_an_object_is_corrupt():
+    path = settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("[1, 2]")
+    settings, notice = load_settings()
+    assert settings == Settings() and notice
+
+
+@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_folder_gives_notice(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        notice = save_settings(Settings(), folder / "settings.json")
+    finally:
+        folder.chmod(0o700)
+    assert notice and "could not be saved" in notice
+
+
+def test_unwritable_path_gives_notice(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    notice = save_settings(Settings(), blocker / "sub" / "settings.json")  # parent is a file
+    assert notice and "could not be saved" in notice
