@@ -101,6 +101,7 @@ class DownloadResult:
     source: str  # the URL it came from, or "" when an existing file was kept
     already_present: bool = False
     checksum_checked: bool = False
+    kind: str = ""  # what verify_loads found, e.g. "vox-256"
 
     @property
     def known_file(self) -> bool:
@@ -297,11 +298,12 @@ def _existing_ok(dest: Path, mirrors: list[Mirror], say: Status) -> DownloadResu
             say(f"{dest}: {algo} {got} is not the expected {hexd}; downloading a fresh copy")
             return None
     try:
-        verify_loads(dest)
+        kind = verify_loads(dest)
     except CheckpointError as err:
         say(f"{err} Downloading a fresh copy.")
         return None
-    return DownloadResult(dest, dest.stat().st_size, md5, "", already_present=True, checksum_checked=wanted is not None)
+    return DownloadResult(dest, dest.stat().st_size, md5, "", already_present=True,
+                          checksum_checked=wanted is not None, kind=kind)
 
 
 def _read_meta(dest: Path) -> dict:
@@ -539,8 +541,7 @@ def _verify_and_install(mirror: Mirror, dest: Path, part: Path, say: Status, can
             cache_file.write_text(json.dumps(cache, indent=1), encoding="utf-8")
     except (OSError, ValueError):
         pass
-    say(f"Saved {dest} ({_mb(size)}, {kind})")
-    return DownloadResult(dest, size, md5, mirror.url, checksum_checked=wanted is not None)
+    return DownloadResult(dest, size, md5, mirror.url, checksum_checked=wanted is not None, kind=kind)
 
 
 # Doctor ------------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def test_bad_option_value():
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
 def test_ctrl_c_keeps_part_and_rerun_resumes(server, ckpt_bytes, tmp_path):
-    url = server.add("/vox.pth.tar", ckpt_bytes, chunk=16_384, delay_s=0.02)  # ~1.2 s in all
+    url = server.add("/vox.pth.tar", ckpt_bytes, chunk=16_384, delay_s=0.05)  # ~3 s in all
     dest = tmp_path / CHECKPOINT_NAME
     proc = subprocess.Popen([sys.executable, "-m", "avatarcam", "download-model", "--url", url, "--dest", str(dest)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())

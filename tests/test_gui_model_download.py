@@ -30,7 +30,7 @@ def ckpt_bytes(tiny_checkpoint) -> bytes:
 
 
 def make(qtbot, dest, mirrors) -> ModelDownloadWidget:
-    widget = ModelDownloadWidget(dest, mirrors, timeout=10)
+    widget = ModelDownloadWidget(dest=dest, mirrors=mirrors, timeout=10)
     widget.progress_interval_s = 0.0
     qtbot.addWidget(widget)
     widget.show()
@@ -102,3 +102,32 @@ def test_formatting():
     assert format_duration(48) == "0:48" and format_duration(3725) == "1:02:05"
     assert format_progress(12_300_000, 228_000_000, 4_500_000) == "12.3 MB of 228.0 MB · 4.5 MB/s · 0:48 left"
     assert format_progress(1_000_000, None, None) == "1.0 MB"
+
+
+def test_default_construction_with_parent(qtbot):
+    from PyQt6.QtWidgets import QWidget
+
+    from avatarcam.paths import user_models_dir
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    widget = ModelDownloadWidget(parent)  # how the GUI's missing-checkpoint panel builds it
+    assert widget.parent() is parent and widget.dest == user_models_dir() / CHECKPOINT_NAME
+    assert not widget.is_running() and widget.download_button.isEnabled()
+
+
+def test_deleting_the_widget_mid_download_cancels_it(qtbot, server, ckpt_bytes, tmp_path):
+    from PyQt6.QtWidgets import QWidget
+
+    from avatarcam.gui import model_download
+
+    url = server.add("/vox", ckpt_bytes, chunk=16_384, delay_s=0.05)
+    dest = tmp_path / CHECKPOINT_NAME
+    window = QWidget()
+    widget = ModelDownloadWidget(window, dest=dest, mirrors=[Mirror(url)])
+    widget.start()
+    qtbot.waitUntil(lambda: part_path(dest).exists(), timeout=10_000)
+    window.deleteLater()  # e.g. the main window goes away without closing the panel first
+    del window, widget
+    qtbot.waitUntil(lambda: not model_download._RUNNING, timeout=10_000)
+    assert not dest.exists()

@@ -59,7 +59,7 @@ def camera_checks(count: int = 4) -> list[Check]:
             cap.release()
     if found:
         return [Check("cameras", True, "working: " + ", ".join(found), required=False)]
-    detail = "no camera opened among indices 0-%d" % (count - 1)
+    detail = f"no camera opened among indices 0-{count - 1}"
     if skipped:
         detail += f" (skipped virtual cameras {', '.join(skipped)})"
     return [Check("cameras", False, detail,
@@ -68,13 +68,13 @@ def camera_checks(count: int = 4) -> list[Check]:
 
 
 def vcam_checks() -> list[Check]:
-    from ..pipeline.outputs import VirtualCameraSink, vcam_fix_message
+    from ..pipeline.outputs import LINUX_FIX, VirtualCameraSink
 
     out = []
     if platform.system() == "Linux":
         loops = _loopback_devices()
         out.append(Check("v4l2loopback devices", bool(loops), ", ".join(loops) or "none in /dev/video*",
-                         fix=vcam_fix_message("Linux") if not loops else "", required=False))
+                         fix=f"`{LINUX_FIX}`" if not loops else "", required=False))
     sink = VirtualCameraSink((640, 480), 30)
     try:
         sink.open()
@@ -176,7 +176,8 @@ def detector_checks() -> list[Check]:
     return out
 
 
-SECTIONS = (("Cameras", lambda a: camera_checks(a.cameras)), ("Virtual camera", lambda a: vcam_checks()),
+SECTIONS = (("Cameras", lambda a: camera_checks(a.cameras)),
+            ("Virtual camera", lambda a: vcam_checks()),
             ("PyTorch", lambda a: torch_checks()), ("ONNX Runtime", lambda a: onnx_checks()),
             ("Model weights", lambda a: checkpoint_checks(a.checkpoint)), ("Face detector", lambda a: detector_checks()))
 

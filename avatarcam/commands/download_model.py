@@ -98,5 +98,6 @@ def main(args) -> int:
               "nothing to do (--force downloads it again).")
     else:
         checked = "checksum verified, " if result.checksum_checked else "no checksum known for this source, "
-        print(f"Installed {result.path} ({result.size / 1e6:.1f} MB, md5 {result.md5}; {checked}loads strictly).")
+        print(f"Installed {result.path} ({result.size / 1e6:.1f} MB, md5 {result.md5}; {checked}"
+              f"loads strictly: {result.kind}).")
     return 0

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..imaging import resize_square, to_rgb_float
-from .backends import Backend, TorchBackend, resolve_device, resolve_precision, to_image, to_tensor
+from .backends import Backend, Progress, make_backend, to_image, to_tensor
 from ..errors import CheckpointError
 from .checkpoint import CONFIG_KEY, load_module_weights, read_checkpoint
 from .config import FOMMConfig
@@ -48,14 +48,21 @@ class Animator:
     def __init__(self, kp_detector: KeypointDetector, generator: OcclusionAwareGenerator, *,
                  config: FOMMConfig | None = None, device: str = "auto", precision: str = "auto",
                  relative: bool = True, adapt_scale: bool = True, relative_jacobian: bool = True,
-                 backend: Backend | None = None) -> None:
+                 backend: Backend | str = "auto", progress: Progress | None = None,
+                 checkpoint: str | os.PathLike | None = None, onnx_dir: str | os.PathLike | None = None,
+                 providers: list[str] | None = None, channels_last: bool | None = None,
+                 compile: bool = False, cuda_graphs: bool = False, verify_precision: bool = True) -> None:
+        """``backend``: "auto" | "torch" | "onnx" or a Backend instance. ``progress`` receives one-line
+        status messages during slow steps (ONNX export, compilation, precision check)."""
         self.config = config or FOMMConfig.vox256()
         self.size = self.config.image_size
         self.kp_detector = kp_detector
         self.generator = generator
-        if backend is None:
-            dev = resolve_device(device)
-            backend = TorchBackend(kp_detector, generator, dev, resolve_precision(precision, dev))
+        if isinstance(backend, str):
+            backend = make_backend(backend, kp_detector, generator, self.config, device=device, precision=precision,
+                                   progress=progress, checkpoint=checkpoint, onnx_dir=onnx_dir, providers=providers,
+                                   channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs,
+                                   verify_precision=verify_precision)
         self.backend = backend
         self.motion = RelativeMotion(relative, adapt_scale, relative_jacobian)
         self.keypoint_filter: KeypointFilter | None = None
@@ -68,7 +75,11 @@ class Animator:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto", *,
                         config: FOMMConfig | None = None, **options) -> Animator:
-        """Load ``vox-adv-cpk.pth.tar`` (or a file in its layout); raises ``CheckpointError``."""
+        """Load ``vox-adv-cpk.pth.tar`` (or a file in its layout); raises ``CheckpointError``.
+
+        Options are those of ``Animator(...)``, e.g. ``backend="onnx"`` (exported once, cached next
+        to the user's models keyed by this file's size and mtime) or ``progress=print``.
+        """
         state = read_checkpoint(path)
         if config is None:
             stored = state.get(CONFIG_KEY)
@@ -79,6 +90,7 @@ class Animator:
         kp_detector, generator = KeypointDetector(config), OcclusionAwareGenerator(config)
         load_module_weights(kp_detector, state["kp_detector"], "kp_detector", path)
         load_module_weights(generator, state["generator"], "generator", path)
+        options.setdefault("checkpoint", path)
         return cls(kp_detector.eval(), generator.eval(), config=config, device=device, precision=precision, **options)
 
     # properties ---------------------------------------------------------------------------
@@ -89,6 +101,21 @@ class Animator:
     @property
     def precision(self) -> str:
         return self.backend.precision
+
+    @property
+    def backend_name(self) -> str:
+        """"torch" or "onnx"."""
+        return self.backend.name
+
+    @property
+    def provider(self) -> str:
+        """What actually runs the model: "torch-cpu", "torch-cuda", or the ONNX Runtime provider."""
+        return getattr(self.backend, "provider", self.backend.name)
+
+    def describe(self) -> str:
+        """One line for status bars and logs, e.g. "torch-cpu bf16"."""
+        provider = self.provider
+        return f"{provider} {self.precision}" if provider.startswith("torch") else f"onnx {provider} {self.precision}"
 
     @property
     def relative(self) -> bool:

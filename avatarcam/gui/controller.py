@@ -21,7 +21,8 @@ from ..settings import Settings, checkpoint_path
 WORKER_PREFIX = "avatarcam-gui-worker"
 
 
-def pipeline_config(settings: Settings, avatar: str | None, checkpoint: str | None):
+def pipeline_config(settings: Settings, avatar: str | None, checkpoint: str | None,
+                    vcam_backend: str | None = None):
     from ..pipeline import PipelineConfig
 
     return PipelineConfig(
@@ -30,6 +31,7 @@ def pipeline_config(settings: Settings, avatar: str | None, checkpoint: str | No
         detector=settings.detector, zoom=settings.zoom, relative=settings.relative,
         adapt_scale=settings.adapt_scale, stabilize=settings.stabilize, vcam=settings.vcam,
         vcam_size=tuple(settings.vcam_size), vcam_fps=settings.vcam_fps, mirror_output=settings.mirror_output,
+        vcam_backend=vcam_backend,
     )
 
 
@@ -53,6 +55,7 @@ class PipelineController(QObject):
         self._running = None  # the pipeline the worker started last
         self._animator = None
         self._animator_key: tuple | None = None
+        self.vcam_backend: str | None = None  # a pyvirtualcam backend name (tests); None = the OS default
 
     @property
     def generation(self) -> int:
@@ -184,7 +187,7 @@ class PipelineController(QObject):
         try:
             from ..pipeline import Pipeline
 
-            p = Pipeline(pipeline_config(settings, avatar, str(path)), animator=animator)
+            p = Pipeline(pipeline_config(settings, avatar, str(path), self.vcam_backend), animator=animator)
             p.on_notice = lambda text, g=gen: self._on_notice(text, g)
             p.add_listener(lambda bundle, g=gen: self._on_bundle(bundle, g))
             p.start()

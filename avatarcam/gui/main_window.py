@@ -288,10 +288,12 @@ class MainWindow(QMainWindow):
         self.last_error = message
         self.status_state.setText(message)
         if kind == "checkpoint":
+            self.status_state.setText("The model checkpoint is missing or unusable: see the panel")
             self.checkpoint_panel.set_detail(message)
             self.checkpoint_panel.set_busy(False)
             self.stack.setCurrentIndex(PAGE_CHECKPOINT)
         elif kind == "camera":
+            self.status_state.setText("No camera picture: choose a camera")
             self.camera_panel.set_detail(message)
             self.stack.setCurrentIndex(PAGE_CAMERA)
             self.camera_panel.probe()
@@ -605,4 +607,7 @@ class MainWindow(QMainWindow):
         self.pipeline = None
         self.controller.shutdown()
         self.camera_panel.prober.join(2.0)
+        download = self.checkpoint_panel.download_widget
+        if download is not None and hasattr(download, "shutdown"):
+            download.shutdown()
         self.save()

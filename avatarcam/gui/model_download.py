@@ -6,7 +6,9 @@ strict-load check, atomic move) runs in a ``QThread``; the widget emits ``finish
 the verified file is in place and ``failed(message)`` (one line) otherwise. Cancelling leaves
 nothing at the destination; the ``.part`` file next to it lets the next download resume.
 
-Call ``shutdown()`` (done by ``closeEvent``) before discarding a widget whose download runs.
+Construct as ``ModelDownloadWidget(parent)`` (destination: the user models folder, default
+mirrors) or with ``dest=`` / ``mirrors=``. Call ``shutdown()`` (done by ``closeEvent``) before
+discarding a widget whose download runs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Sequence
 
 from PyQt6.QtCore import QThread, pyqtSignal
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QApplication, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..errors import AvatarcamError
 from ..model_store import (
@@ -86,6 +88,19 @@ class _DownloadThread(QThread):
             self.succeeded.emit(str(result.path))
 
 
+# Running workers, kept alive here so that a widget deleted mid-download (its window closed)
+# never destroys a running QThread; such a worker is told to cancel and ends on its own.
+_RUNNING: set[_DownloadThread] = set()
+_QUIT_HOOKED = False
+
+
+def _stop_all(timeout_ms: int = 10_000) -> None:
+    for thread in list(_RUNNING):
+        thread.cancel_event.set()
+    for thread in list(_RUNNING):
+        thread.wait(timeout_ms)
+
+
 class ModelDownloadWidget(QWidget):
     """Download panel for the missing-checkpoint screen."""
 
@@ -96,8 +111,9 @@ class ModelDownloadWidget(QWidget):
 
     progress_interval_s = 0.1  # at most this often a progress update crosses threads
 
-    def __init__(self, dest: str | os.PathLike | None = None, mirrors: Sequence[Mirror] | None = None,
-                 parent: QWidget | None = None, *, force: bool = False, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, parent: QWidget | None = None, *, dest: str | os.PathLike | None = None,
+                 mirrors: Sequence[Mirror] | None = None, force: bool = False,
+                 timeout: float = DEFAULT_TIMEOUT_S) -> None:
         super().__init__(parent)
         self.dest = resolve_destination(dest)
         self.mirrors = list(mirrors) if mirrors else None
@@ -108,9 +124,10 @@ class ModelDownloadWidget(QWidget):
         self._done0: int | None = None
         self.last_path: str | None = None
 
+        source = "the mirrors given" if self.mirrors else "Avatarify's mirror"
         self.info_label = QLabel(
-            f"avatarcam needs the face-animation model {CHECKPOINT_NAME} ({DOWNLOAD_SIZE_LABEL}). "
-            f"It will be checked and saved to {self.dest}.")
+            f"Download {CHECKPOINT_NAME} ({DOWNLOAD_SIZE_LABEL}) from {source} into {self.dest}; "
+            "it is checked (checksum, and that it loads) before it is used.")
         self.info_label.setWordWrap(True)
         self.download_button = QPushButton(f"Download ({DOWNLOAD_SIZE_LABEL})")
         self.cancel_button = QPushButton("Cancel")
@@ -135,6 +152,11 @@ class ModelDownloadWidget(QWidget):
 
         self.download_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
+        global _QUIT_HOOKED
+        app = QApplication.instance()
+        if app is not None and not _QUIT_HOOKED:
+            app.aboutToQuit.connect(_stop_all)
+            _QUIT_HOOKED = True
 
     # control ------------------------------------------------------------------------------
     def is_running(self) -> bool:
@@ -158,7 +180,10 @@ class ModelDownloadWidget(QWidget):
         thread.errored.connect(self._on_failed)
         thread.cancelled.connect(self._on_cancelled)
         thread.finished.connect(self._on_thread_done)
+        thread.finished.connect(lambda t=thread: _RUNNING.discard(t))
+        self.destroyed.connect(thread.cancel_event.set)
         self._thread = thread
+        _RUNNING.add(thread)
         thread.start()
 
     def cancel(self) -> None:

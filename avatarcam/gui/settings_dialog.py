@@ -32,8 +32,13 @@ def _fill_sizes(combo: QComboBox, sizes, current: tuple[int, int]) -> None:
     if tuple(current) not in sizes:
         sizes.append(tuple(current))
     for s in sizes:
-        combo.addItem(_size_text(s), tuple(s))
+        combo.addItem(_size_text(s), f"{s[0]}x{s[1]}")
     combo.setCurrentIndex(sizes.index(tuple(current)))
+
+
+def size_of(combo: QComboBox) -> tuple[int, int]:
+    w, h = str(combo.currentData()).split("x")
+    return int(w), int(h)
 
 
 def _choice(values, current: str, labels: dict[str, str] | None = None) -> QComboBox:
@@ -172,7 +177,7 @@ class SettingsDialog(QDialog):
         """The settings as edited (the original object is not changed)."""
         return self._original.copy(
             camera=self.camera_value(),
-            capture_size=tuple(self.capture_size.currentData()),
+            capture_size=size_of(self.capture_size),
             checkpoint=self.checkpoint.text().strip(),
             device=self.device.currentData(),
             precision=self.precision.currentData(),
@@ -181,7 +186,7 @@ class SettingsDialog(QDialog):
             framing=self.framing.currentData(),
             zoom=float(self.zoom.value()),
             vcam=self.vcam.isChecked(),
-            vcam_size=tuple(self.vcam_size.currentData()),
+            vcam_size=size_of(self.vcam_size),
             vcam_fps=float(self.vcam_fps.value()),
         )
 

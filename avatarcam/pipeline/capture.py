@@ -197,7 +197,7 @@ class CaptureThread(threading.Thread):
         if state == self.state and not message:
             return
         self.state = state
-        if message:
+        if message and state in (RETRYING, FAILED):
             self.error = message
         if self.on_state is not None:
             try:

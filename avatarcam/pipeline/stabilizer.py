@@ -16,7 +16,7 @@ from .framing import OneEuroFilter
 def stabilizer_params(strength: float) -> tuple[float, float]:
     """strength in (0, 1] -> (min_cutoff Hz, beta) in keypoint units ([-1, 1] across the crop)."""
     s = min(max(float(strength), 0.0), 1.0)
-    return 12.0 * (1.0 - s) ** 2 + 0.6 * s, 6.0
+    return 4.0 * (1.0 - s) ** 2 + 0.5 * s, 2.0
 
 
 class KeypointStabilizer:

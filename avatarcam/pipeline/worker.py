@@ -32,6 +32,7 @@ class FrameBundle:
     index: int  # the camera frame's index
     crop: np.ndarray | None = None  # the 256x256 framed driving crop
     t_capture: float = 0.0  # time.monotonic() of the camera frame
+    t_picked: float = 0.0  # time.monotonic() when the worker took the frame
 
 
 @dataclass
@@ -145,7 +146,7 @@ class InferenceWorker(threading.Thread):
             shown = self._last_result if self._last_result is not None else avatar
             output = letterbox(shown, self.out_size, self.mirror)
         bundle = FrameBundle(output, frame.image, framed.box, avatar, framed.face_found, frame.index,
-                             framed.crop, frame.t)
+                             framed.crop, frame.t, t_pick)
         self.publish(bundle, timings)
         t_done = time.monotonic()
         timings.output_ms = (t_done - t_model) * 1000

@@ -1,0 +1,229 @@
+"""ONNX export of the three stages, with static 256x256 shapes.
+
+Files in the export folder:
+
+* ``kp_detector.onnx``: image (1,3,S,S) in [0,1] -> value (1,K,2), jacobian (1,K,2,2)
+* ``source_encoder.onnx``: image -> features (1,C,S/4,S/4), small (1,3,S/4,S/4)  (once per avatar)
+* ``generator.onnx``: features, small, value_source, jacobian_source, value_driving,
+  jacobian_driving -> prediction (1,3,S,S)  (per frame: dense motion + warp + decoder)
+* ``export.json``: what was exported (checkpoint key, config, opset, the measured errors).
+
+The graphs are exported from the fp32 derived modules of :mod:`.fast` (BatchNorm folded,
+sub-pixel up blocks), so ONNX Runtime gets the same reduced FLOPs as the torch backend.
+Exports are cached per checkpoint (size + mtime + path), config and opset in
+``<user models dir>/onnx/``, so the export runs once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import AvatarcamError
+from ..paths import user_models_dir
+from .config import FOMMConfig
+from .fast import FastGenerator, FastKeypointDetector, build_fast
+from .generator import OcclusionAwareGenerator
+from .keypoint_detector import KeypointDetector
+
+OPSET = 17  # GridSample needs >= 16
+EXPORT_VERSION = 1  # bump when the exported graphs change
+STAGES = ("kp_detector", "source_encoder", "generator")
+MANIFEST = "export.json"
+
+
+class _Detector(nn.Module):
+    def __init__(self, det: FastKeypointDetector) -> None:
+        super().__init__()
+        self.det = det
+
+    def forward(self, image: torch.Tensor):
+        out = self.det(image)
+        return (out["value"], out["jacobian"]) if "jacobian" in out else (out["value"],)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, gen: FastGenerator) -> None:
+        super().__init__()
+        self.gen = gen
+
+    def forward(self, image: torch.Tensor):
+        enc = self.gen.encode(image)
+        return enc.features, enc.small
+
+
+class _Decoder(nn.Module):
+    def __init__(self, gen: FastGenerator, with_jacobian: bool) -> None:
+        super().__init__()
+        self.gen, self.with_jacobian = gen, with_jacobian
+
+    def forward(self, features, small, value_source, *rest):
+        if self.with_jacobian:
+            jacobian_source, value_driving, jacobian_driving = rest
+        else:
+            (value_driving,), jacobian_source, jacobian_driving = rest, None, None
+        return self.gen.decode_tensors(features, small, value_source, value_driving, jacobian_source, jacobian_driving)
+
+
+def input_names(stage: str, with_jacobian: bool = True) -> list[str]:
+    if stage == "generator":
+        return (["features", "small", "value_source", "jacobian_source", "value_driving", "jacobian_driving"]
+                if with_jacobian else ["features", "small", "value_source", "value_driving"])
+    return ["image"]
+
+
+def output_names(stage: str, with_jacobian: bool = True) -> list[str]:
+    return {"kp_detector": ["value", "jacobian"] if with_jacobian else ["value"],
+            "source_encoder": ["features", "small"], "generator": ["prediction"]}[stage]
+
+
+def checkpoint_key(path: str | os.PathLike, config: FOMMConfig, opset: int = OPSET) -> str:
+    """Changes when the checkpoint file (path, size, mtime), the config or the exporter change."""
+    p = Path(path).expanduser().resolve()
+    st = p.stat()
+    blob = json.dumps({"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "config": config.to_dict(),
+                       "opset": opset, "version": EXPORT_VERSION, "torch": torch.__version__.split("+")[0]},
+                      sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def weights_key(kp_detector: nn.Module, generator: nn.Module, config: FOMMConfig, opset: int = OPSET) -> str:
+    """Content hash of the weights, for models that did not come from a file."""
+    h = hashlib.sha1(json.dumps({"config": config.to_dict(), "opset": opset, "version": EXPORT_VERSION},
+                                sort_keys=True).encode())
+    for module in (kp_detector, generator):
+        for name, t in module.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def default_cache_dir(key: str, stem: str = "model") -> Path:
+    return user_models_dir() / "onnx" / f"{stem}-{key}"
+
+
+def is_complete(folder: str | os.PathLike) -> bool:
+    folder = Path(folder)
+    return (folder / MANIFEST).is_file() and all((folder / f"{s}.onnx").is_file() for s in STAGES)
+
+
+def _example_inputs(config: FOMMConfig, gen: FastGenerator, det: FastKeypointDetector) -> dict[str, tuple]:
+    from ..demo import astronaut_face, head_motion, warp_image
+
+    s = config.image_size
+    face = astronaut_face(s)
+    src = torch.from_numpy(face.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+    drv_np = warp_image(face, head_motion(20)).astype(np.float32) / 255
+    drv = torch.from_numpy(drv_np).permute(2, 0, 1)[None].contiguous()
+    with torch.no_grad():
+        enc = gen.encode(src)
+        kp_s, kp_d = det(src), det(drv)
+    dec = [enc.features, enc.small, kp_s["value"]]
+    if "jacobian" in kp_s:
+        dec += [kp_s["jacobian"], kp_d["value"], kp_d["jacobian"]]
+    else:
+        dec += [kp_d["value"]]
+    return {"kp_detector": (drv,), "source_encoder": (src,), "generator": tuple(dec)}
+
+
+def export_onnx(kp_detector: KeypointDetector, generator: OcclusionAwareGenerator, config: FOMMConfig,
+                out_dir: str | os.PathLike, *, opset: int = OPSET, key: str = "", check: bool = True,
+                progress: Callable[[str], None] | None = None, show_bar: bool = False) -> dict:
+    """Export the three stages into ``out_dir`` (written atomically) and check each against
+    torch with ONNX Runtime on the CPU. Returns the manifest (with ``max_abs_error`` per stage)."""
+    if opset < 16:
+        raise AvatarcamError(f"opset {opset}: GridSample needs ONNX opset 16 or newer.")
+    out_dir = Path(out_dir)
+    det, gen = build_fast(kp_detector, generator, dtype=torch.float32, channels_last=False, device="cpu")
+    with_jac = config.estimate_jacobian
+    modules = {"kp_detector": _Detector(det), "source_encoder": _Encoder(gen), "generator": _Decoder(gen, with_jac)}
+    examples = _example_inputs(config, gen, det)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent))
+    manifest: dict = {"key": key, "config": config.to_dict(), "opset": opset, "version": EXPORT_VERSION,
+                      "stages": {}}
+    bar = None
+    if show_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(STAGES) * (2 if check else 1), desc="export-onnx", unit="step", dynamic_ncols=True)
+    try:
+        for stage in STAGES:
+            msg = f"Exporting {stage} to ONNX (opset {opset})..."
+            if progress:
+                progress(msg)
+            if bar:
+                bar.set_postfix_str(f"export {stage}")
+            t0 = time.perf_counter()
+            path = tmp / f"{stage}.onnx"
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(modules[stage].eval(), examples[stage], str(path), opset_version=opset,
+                                  input_names=input_names(stage, with_jac), output_names=output_names(stage, with_jac),
+                                  do_constant_folding=True, dynamo=False)
+            info = {"file": path.name, "export_seconds": round(time.perf_counter() - t0, 2)}
+            if bar:
+                bar.update(1)
+            if check:
+                if bar:
+                    bar.set_postfix_str(f"check {stage}")
+                info["max_abs_error"] = check_stage(path, modules[stage], examples[stage], stage, with_jac)
+                msg = f"{stage}: ONNX Runtime vs torch max abs error {info['max_abs_error']:.2e}"
+                if progress:
+                    progress(msg)
+                if bar:
+                    bar.write(msg)
+                    bar.update(1)
+            manifest["stages"][stage] = info
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if bar:
+            bar.close()
+    return manifest
+
+
+def check_stage(path: Path, module: nn.Module, example: tuple, stage: str, with_jac: bool = True) -> float:
+    """Max abs difference between ONNX Runtime (CPU) and torch fp32 on the example inputs."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {name: t.numpy() for name, t in zip(input_names(stage, with_jac), example)}
+    got = sess.run(None, feeds)
+    with torch.no_grad():
+        want = module(*example)
+    want = want if isinstance(want, tuple) else (want,)
+    return float(max(np.abs(g - w.numpy()).max() for g, w in zip(got, want)))
+
+
+def ensure_exported(kp_detector: KeypointDetector, generator: OcclusionAwareGenerator, config: FOMMConfig, *,
+                    checkpoint: str | os.PathLike | None = None, folder: str | os.PathLike | None = None,
+                    opset: int = OPSET, progress: Callable[[str], None] | None = None) -> Path:
+    """The export folder for this model, exporting it first if it is not cached yet."""
+    if folder is None:
+        if checkpoint is not None:
+            key = checkpoint_key(checkpoint, config, opset)
+            stem = Path(checkpoint).name.split(".")[0] or "model"
+        else:
+            key, stem = weights_key(kp_detector, generator, config, opset), "model"
+        folder = default_cache_dir(key, stem)
+    folder = Path(folder)
+    if not is_complete(folder):
+        export_onnx(kp_detector, generator, config, folder, opset=opset, key=folder.name, progress=progress)
+    return folder

@@ -1,0 +1,191 @@
+#!/usr/bin/env python
+"""Per-frame model time of every backend x precision against the naive path, in one process.
+
+    python scripts/benchmark.py [--checkpoint P] [--device cpu|cuda|auto] [--frames N] [--json OUT]
+
+Same input for all: the astronaut portrait as the avatar, warped copies of it as driving frames
+(``avatarcam.demo``). Variants are timed interleaved (frame by frame, rotating the order) so that
+machine load hits them alike; medians and p90 are reported.
+
+* ``naive``: the authors' demo loop: keypoint detector on the frame + the full generator forward
+  (source encoding included) every frame, fp32 eager, reference modules.
+* the others: ``Animator.animate(frame)`` (detector + relative motion + cached-source decoder).
+
+Accuracy is measured against the naive fp32 output of the same frame: max abs difference and
+PSNR (worst frame). Without --checkpoint the full-size synthetic seed-0 checkpoint is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from avatarcam.demo import astronaut_face, driving_frames  # noqa: E402
+from avatarcam.engine import Animator, normalize_kp, write_synthetic_checkpoint  # noqa: E402
+from avatarcam.engine.backends import cpu_has_native_bf16, psnr, resolve_device, to_tensor  # noqa: E402
+
+
+def hardware() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "native_bf16": cpu_has_native_bf16(), "torch": torch.__version__, "python": platform.python_version()}
+    try:
+        import onnxruntime as ort
+
+        info["onnxruntime"] = ort.__version__
+    except Exception:  # noqa: BLE001
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def naive_runner(anim: Animator, source: np.ndarray, neutral: np.ndarray):
+    """The authors' loop: detector + full generator forward per frame, fp32 eager, on the CPU/GPU."""
+    kp_det, gen, dev = anim.kp_detector.float(), anim.generator.float(), anim.device
+    src = to_tensor(source.astype(np.float32) / 255).to(dev)
+    with torch.inference_mode():
+        kp_source = kp_det(src)
+        kp_initial = kp_det(to_tensor(neutral.astype(np.float32) / 255).to(dev))
+
+    def run(frame: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            kp_driving = kp_det(to_tensor(frame.astype(np.float32) / 255).to(dev))
+            kp_norm = normalize_kp(kp_source, kp_driving, kp_initial, True, True, True)
+            out = gen(src, kp_source=kp_source, kp_driving=kp_norm)
+        return out["prediction"][0].permute(1, 2, 0).float().cpu().numpy()
+
+    return run
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", help="weights (default: full-size synthetic seed-0 checkpoint in a temp file)")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--frames", type=int, default=10, help="timed frames per variant (after 2 warm-up frames)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to build)")
+    ap.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variants")
+    ap.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    tmp = None
+    ckpt = args.checkpoint
+    if ckpt is None:
+        tmp = tempfile.TemporaryDirectory(prefix="avatarcam-bench-")
+        ckpt = write_synthetic_checkpoint(Path(tmp.name) / "vox-seed0.pth.tar")
+        os.environ.setdefault("AVATARCAM_DATA_DIR", str(Path(tmp.name) / "data"))  # ONNX export cache
+
+    source = astronaut_face(256)
+    frames = driving_frames(args.frames + 3, amplitude=1.0)
+    neutral, warmup, timed = frames[0], frames[1:3], frames[3:]
+
+    variants: dict[str, dict] = {}
+
+    def add(name: str, **kw) -> None:
+        t0 = time.perf_counter()
+        try:
+            anim = Animator.from_checkpoint(ckpt, device=str(device), **kw)
+        except Exception as err:  # noqa: BLE001 - report and keep benchmarking the rest
+            print(f"  {name}: unavailable ({type(err).__name__}: {err})")
+            return
+        load = time.perf_counter() - t0
+        anim.set_source(source)
+        anim.calibrate(neutral)
+        variants[name] = {"run": anim.animate, "load_s": load, "describe": anim.describe(), "options": kw}
+        print(f"  {name}: {anim.describe()} (load {load:.1f} s)")
+
+    print("Loading variants...")
+    add("default")  # what users get: Animator.from_checkpoint(ckpt, device=...)
+    add("torch fp32", precision="fp32", backend="torch")
+    add("torch fp32 contiguous", precision="fp32", backend="torch", channels_last=False)
+    if device.type == "cpu":
+        add("torch bf16", precision="bf16", backend="torch")
+        add("torch bf16 contiguous", precision="bf16", backend="torch", channels_last=False)
+    else:
+        add("torch fp16", precision="fp16", backend="torch")
+        add("torch bf16", precision="bf16", backend="torch")
+        add("torch fp16 cuda-graphs", precision="fp16", backend="torch", cuda_graphs=True)
+    if args.compile:
+        add("torch compile " + ("bf16" if device.type == "cpu" else "fp16"),
+            precision="bf16" if device.type == "cpu" else "fp16", backend="torch", compile=True)
+    if not args.no_onnx:
+        add("onnx fp32", precision="fp32", backend="onnx")
+        if device.type == "cuda":
+            add("onnx fp16 (TensorRT)", precision="fp16", backend="onnx")
+    naive_anim = Animator.from_checkpoint(ckpt, device=str(device), precision="fp32", backend="torch")
+    variants = {"naive": {"run": naive_runner(naive_anim, source, neutral), "load_s": 0.0,
+                          "describe": "reference modules, fp32 eager, full forward", "options": {}}, **variants}
+
+    names = list(variants)
+    times = {n: [] for n in names}
+    outputs = {n: [] for n in names}
+    for f in warmup:
+        for n in names:
+            variants[n]["run"](f)
+    print(f"Timing {len(timed)} frames x {len(names)} variants (interleaved)...")
+    for i, frame in enumerate(timed):
+        order = names[i % len(names):] + names[:i % len(names)]
+        for n in order:
+            sync(device)
+            t0 = time.perf_counter()
+            out = variants[n]["run"](frame)
+            sync(device)
+            times[n].append(time.perf_counter() - t0)
+            outputs[n].append(out)
+
+    naive_median = float(np.median(times["naive"]))
+    rows = []
+    for n in names:
+        t = np.array(times[n])
+        errs = [float(np.abs(a - b).max()) for a, b in zip(outputs[n], outputs["naive"])]
+        dbs = [psnr(a, b) for a, b in zip(outputs[n], outputs["naive"])]
+        med = float(np.median(t))
+        rows.append({"variant": n, "describe": variants[n]["describe"], "median_ms": med * 1e3,
+                     "p90_ms": float(np.percentile(t, 90)) * 1e3, "fps": 1.0 / med, "speedup": naive_median / med,
+                     "max_abs": max(errs), "psnr_db": min(dbs) if np.isfinite(min(dbs)) else None, "load_s": variants[n]["load_s"]})
+
+    hw = hardware()
+    print(f"\n{hw['cpu']} ({hw['cpu_count']} cores, torch threads {hw['torch_threads']}, native bf16: "
+          f"{hw['native_bf16']}), torch {hw['torch']}, device {device}")
+    head = f"{'variant':24s} {'runs as':28s} {'median ms':>9s} {'p90 ms':>8s} {'fps':>6s} {'speedup':>7s} " \
+           f"{'max abs':>9s} {'PSNR dB':>8s}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['variant']:24s} {r['describe'][:28]:28s} {r['median_ms']:9.1f} {r['p90_ms']:8.1f} {r['fps']:6.2f} "
+              f"{r['speedup']:6.2f}x {r['max_abs']:9.2e} {(r['psnr_db'] if r['psnr_db'] is not None else float('inf')):8.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"hardware": hw, "device": str(device), "frames": len(timed),
+                                               "results": rows}, indent=2))
+        print(f"\nwrote {args.json}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""CaptureThread: newest frame only, file pacing/looping, retry of a camera that dies."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from avatarcam.demo import face_on_background, write_clip
+from avatarcam.errors import CameraError
+from avatarcam.pipeline.capture import CaptureThread, OpenCVSource
+
+
+class FlakySource:
+    """A live camera that delivers ``good`` frames and then fails."""
+
+    is_file = False
+    fps = None
+
+    def __init__(self, good: int, start: int) -> None:
+        self.left = good
+        self.n = start
+
+    def read(self):
+        time.sleep(0.005)
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        self.n += 1
+        return np.full((48, 64, 3), self.n % 256, np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+def test_video_file_is_paced_and_loops(tmp_path):
+    clip = write_clip(tmp_path / "c.mp4", face_on_background([(0, 0)] * 6, face_size=100, frame_size=(160, 120)), 30)
+    cap = CaptureThread(clip, loop=True)
+    cap.start()
+    try:
+        assert cap.latest(-1, timeout=2.0) is not None
+        time.sleep(0.5)
+        frame = cap.latest()
+        assert frame.image.shape == (120, 160, 3) and frame.image.dtype == np.uint8
+        # 6-frame clip at 30 fps for ~0.5 s: it looped, and was paced (not read as fast as possible)
+        assert 8 <= cap.frames_read <= 25
+        assert cap.latest(frame.index + 1000) is None  # never blocks without a timeout
+    finally:
+        t0 = time.monotonic()
+        cap.stop()
+        assert time.monotonic() - t0 < 1.0 and not cap.is_alive()
+
+
+def test_camera_dying_mid_run_is_retried_and_reported():
+    opened, states = [], []
+
+    def opener(spec, size, fps):
+        opened.append(spec)
+        if len(opened) == 2:  # the first reopen attempt fails (camera still unplugged)
+            raise CameraError("camera 0 cannot be opened")
+        return FlakySource(good=10, start=100 * len(opened))
+
+    cap = CaptureThread("0", opener=opener, on_state=lambda s, m: states.append(s), backoff=(0.05,),
+                        stall_seconds=0.1)
+    cap.start()
+    try:
+        deadline = time.monotonic() + 5
+        while cap.reopen_count < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cap.reopen_count >= 1
+        assert "retrying" in states
+        assert states[states.index("retrying"):].count("running") >= 1  # and it came back
+        assert "lost" in cap.error or "retrying" in cap.error
+        assert len(opened) >= 3
+    finally:
+        t0 = time.monotonic()
+        cap.stop()
+        assert time.monotonic() - t0 < 1.0 and not cap.is_alive()
+
+
+def test_missing_camera_index_is_one_clear_line():
+    with pytest.raises(CameraError) as err:
+        OpenCVSource("7")
+    msg = str(err.value)
+    assert "camera 7" in msg and "\n" not in msg and "doctor" in msg
+
+
+def test_missing_video_file(tmp_path):
+    with pytest.raises(CameraError, match="not found"):
+        OpenCVSource(str(tmp_path / "none.mp4"))

@@ -1,0 +1,196 @@
+"""Outputs: letterboxing, the OS fix message, the virtual camera through real pyvirtualcam, recording."""
+
+from __future__ import annotations
+
+import glob
+import platform
+import time
+
+import numpy as np
+import pytest
+import pyvirtualcam
+
+from avatarcam.demo import write_clip
+from avatarcam.engine import Animator
+from avatarcam.pipeline import Pipeline, PipelineConfig, letterbox, vcam_fix_message
+from avatarcam.video import VideoReader
+
+
+class RecordingBackend:
+    """A pyvirtualcam backend that keeps what it is sent."""
+
+    frames: list[np.ndarray] = []
+    fail_after: int | None = None
+
+    def __init__(self, *, width, height, fps, fourcc, device=None, **kw):
+        self.width, self.height = width, height
+        self.fourcc = fourcc
+
+    def send(self, frame):
+        if RecordingBackend.fail_after is not None and len(RecordingBackend.frames) >= RecordingBackend.fail_after:
+            raise OSError("device unplugged")
+        RecordingBackend.frames.append(np.array(frame, copy=True).reshape(self.height, self.width, 3))
+
+    def close(self):
+        pass
+
+    def device(self):
+        return "recording-backend"
+
+    def native_fourcc(self):
+        return self.fourcc
+
+
+@pytest.fixture
+def backend():
+    RecordingBackend.frames = []
+    RecordingBackend.fail_after = None
+    pyvirtualcam.register_backend("avatarcam-test", RecordingBackend)
+    yield RecordingBackend
+    # pyvirtualcam tries every registered backend when none is named: drop ours again
+    getattr(pyvirtualcam.camera, "BACKENDS", {}).pop("avatarcam-test", None)
+
+
+@pytest.fixture(scope="module")
+def animator(tiny_checkpoint):
+    return Animator.from_checkpoint(tiny_checkpoint, device="cpu")
+
+
+def counter_clip(path, n=40, size=(160, 120)):
+    """Frames whose grey level encodes their number, with a red patch top-left (RGB order)."""
+    w, h = size
+    frames = []
+    for i in range(n):
+        f = np.full((h, w, 3), 20 + 5 * i, np.uint8)
+        f[:30, :30] = (255, 0, 0)
+        frames.append(f)
+    return write_clip(path, frames, 30)
+
+
+def decode_counter(out):  # out: 480x640 letterboxed passthrough of a 160x120 frame -> full frame
+    return round((float(out[240:400, 300:500].mean()) - 20) / 5)
+
+
+def test_letterbox_and_mirror():
+    sq = np.zeros((256, 256, 3), np.uint8)
+    sq[:, :128] = 255
+    out = letterbox(sq, (640, 480))
+    assert out.shape == (480, 640, 3) and out.dtype == np.uint8
+    assert out[:, :80].max() == 0 and out[:, -80:].max() == 0  # padded like a webcam picture
+    assert out[240, 100] .min() == 255 and out[240, 500].max() == 0
+    mirrored = letterbox(sq, (640, 480), mirror=True)
+    assert mirrored[240, 100].max() == 0 and mirrored[240, 500].min() == 255
+    assert letterbox(np.zeros((256, 256, 3), np.float32), (320, 240)).shape == (240, 320, 3)
+
+
+def test_vcam_fix_message_per_os():
+    assert "modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=avatarcam" in vcam_fix_message("Linux")
+    for system in ("Windows", "Darwin"):
+        msg = vcam_fix_message(system)
+        assert "OBS" in msg and "28" in msg and "\n" not in msg
+
+
+def test_vcam_receives_passthrough_frames_in_order(tmp_path, backend, animator):
+    clip = counter_clip(tmp_path / "count.mp4")
+    cfg = PipelineConfig(camera=clip, loop_video=False, vcam=True, vcam_backend="avatarcam-test", passthrough=True,
+                         framing="manual", detector="lbp")
+    p = Pipeline(cfg, animator=animator)
+    p.start()
+    try:
+        deadline = time.monotonic() + 10
+        while p.stats().camera_state != "ended" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.stats().vcam_state == "on"
+    finally:
+        p.stop()
+    got = backend.frames
+    assert len(got) >= 10
+    assert all(f.shape == (480, 640, 3) and f.dtype == np.uint8 for f in got)
+    first = got[0]
+    assert first[100, 100, 0] > 200 and first[100, 100, 2] < 60  # red stays red: RGB, not BGR
+    numbers = [decode_counter(f) for f in got]
+    assert numbers == sorted(numbers) and numbers[-1] >= 30  # in order, up to the clip's end
+
+
+def test_vcam_failure_mid_stream_disables_it_and_retry_works(tmp_path, backend, animator):
+    clip = counter_clip(tmp_path / "count.mp4", n=10)
+    backend.fail_after = 3
+    notices, seen = [], []
+    cfg = PipelineConfig(camera=clip, vcam=True, vcam_backend="avatarcam-test", passthrough=True, framing="manual",
+                         detector="lbp")
+    p = Pipeline(cfg, animator=animator)
+    p.on_notice = notices.append
+    p.add_listener(lambda b: seen.append(b.index))
+    p.start()
+    try:
+        deadline = time.monotonic() + 5
+        while p.stats().vcam_state != "error" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert p.stats().vcam_state == "error"
+        assert any("virtual camera stopped" in n for n in notices)
+        n = len(seen)
+        time.sleep(0.3)
+        assert len(seen) > n  # the stream keeps running without the virtual camera
+        backend.fail_after = None
+        assert p.set_vcam_enabled(True) is None and p.stats().vcam_state == "on"
+        k = len(backend.frames)
+        time.sleep(0.3)
+        assert len(backend.frames) > k
+        assert p.set_vcam_enabled(False) is None and p.stats().vcam_state == "off"
+    finally:
+        p.stop()
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="checks the machine has no v4l2loopback device")
+def test_missing_vcam_gives_fix_and_stream_continues(tmp_path, animator):
+    if glob.glob("/dev/video*"):
+        pytest.skip("this machine has video devices")
+    clip = counter_clip(tmp_path / "count.mp4", n=10)
+    notices, seen = [], []
+    cfg = PipelineConfig(camera=clip, vcam=True, vcam_backend="v4l2loopback", framing="manual", detector="lbp")
+    p = Pipeline(cfg, animator=animator)
+    p.on_notice = notices.append
+    p.add_listener(lambda b: seen.append(b))
+    p.start()
+    try:
+        time.sleep(0.5)
+        assert p.stats().vcam_state == "unavailable"
+        message = p.set_vcam_enabled(True)
+    finally:
+        p.stop()
+    assert message and "\n" not in message and ("v4l2loopback" in message or "OBS" in message)
+    assert any(message.split(";")[0] in n for n in notices)
+    assert seen and seen[-1].output.shape == (480, 640, 3)
+
+
+def test_recording_while_streaming_and_failure_does_not_stop_it(tmp_path, animator):
+    clip = counter_clip(tmp_path / "count.mp4", n=10)
+    out = tmp_path / "rec.mp4"
+    notices, seen = [], []
+    p = Pipeline(PipelineConfig(camera=clip, vcam=False, record=str(out), passthrough=True, framing="manual",
+                                detector="lbp"), animator=animator)
+    p.on_notice = notices.append
+    p.add_listener(lambda b: seen.append(b.index))
+    p.start()
+    try:
+        time.sleep(0.6)
+        assert p.stop_recording() == str(out)
+        with VideoReader(out) as r:
+            frames = list(r)
+        assert len(frames) >= 10 and frames[0].shape == (480, 640, 3)
+        # a second recording whose writer breaks: reported, the stream goes on
+        p.start_recording(tmp_path / "broken.mp4")
+
+        def broken(frame):
+            raise OSError("disk full")
+
+        p._recorder.writer.write = broken
+        time.sleep(0.3)
+        n = len(seen)
+        time.sleep(0.3)
+        assert len(seen) > n
+        assert any("disk full" in m for m in notices)
+        assert p.stop_recording() is None
+        assert not (tmp_path / "broken.mp4").exists()
+    finally:
+        p.stop()
