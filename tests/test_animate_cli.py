@@ -101,3 +101,35 @@ def test_atomic_writer_leaves_nothing_on_error(tmp_path):
             writer.write(np.zeros((32, 32, 3), np.uint8))
             raise RuntimeError("interrupted")
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("case", ["truncated", "text", "malicious"])
+def test_bad_checkpoints_fail_with_one_line(tmp_path, clip, tiny_checkpoint, case):
+    import torch
+
+    src = _avatar(tmp_path, "face.png", cv2.cvtColor(astronaut_face(64), cv2.COLOR_RGB2BGR))
+    ckpt = tmp_path / f"{case}.pth.tar"
+    marker = tmp_path / "code-ran"
+    if case == "truncated":
+        data = tiny_checkpoint.read_bytes()
+        ckpt.write_bytes(data[: len(data) // 3])
+    elif case == "text":
+        ckpt.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 228\n")
+    else:
+        torch.save({"kp_detector": {}, "generator": {}, "epoch": _Exploit(marker)}, ckpt)
+    out = tmp_path / "out.mp4"
+    proc = _run(src, clip, "-o", out, "--checkpoint", ckpt)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("avatarcam: error:"), proc.stderr
+    assert str(ckpt) in proc.stderr
+    assert not out.exists() and not marker.exists()

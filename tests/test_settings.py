@@ -59,16 +59,22 @@ def test_not_an_object_is_corrupt():
     assert settings == Settings() and notice
 
 
-@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="root can write anywhere")
-def test_unwritable_folder_gives_notice(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        notice = save_settings(Settings(), folder / "settings.json")
-    finally:
-        folder.chmod(0o700)
+def test_permission_denied_keeps_previous_file(tmp_path, monkeypatch):
+    """Tests run as root (chmod cannot deny root), so the OS refusal is injected at the rename."""
+    path = tmp_path / "settings.json"
+    assert save_settings(Settings(), path) is None
+    before = path.read_bytes()
+
+    def denied(*_a, **_k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", denied)
+    changed = Settings()
+    changed.camera = "clip.mp4"
+    notice = save_settings(changed, path)
     assert notice and "could not be saved" in notice
+    assert path.read_bytes() == before  # the user's previous settings are intact
+    assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]  # no temp file left
 
 
 def test_unwritable_path_gives_notice(tmp_path):

@@ -179,7 +179,8 @@ def detector_checks() -> list[Check]:
 SECTIONS = (("Cameras", lambda a: camera_checks(a.cameras)),
             ("Virtual camera", lambda a: vcam_checks()),
             ("PyTorch", lambda a: torch_checks()), ("ONNX Runtime", lambda a: onnx_checks()),
-            ("Model weights", lambda a: checkpoint_checks(a.checkpoint)), ("Face detector", lambda a: detector_checks()))
+            ("Model weights", lambda a: checkpoint_checks(a.checkpoint)),
+            ("Face detector", lambda a: detector_checks()))
 
 
 def main(args: argparse.Namespace) -> int:
