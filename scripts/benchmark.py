@@ -161,12 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for n in names:
         t = np.array(times[n])
-        errs = [float(np.abs(a - b).max()) for a, b in zip(outputs[n], outputs["naive"])]
-        dbs = [psnr(a, b) for a, b in zip(outputs[n], outputs["naive"])]
+        errs = [float(np.abs(a - b).max()) for a, b in zip(outputs[n], outputs["naive"], strict=True)]
+        dbs = [psnr(a, b) for a, b in zip(outputs[n], outputs["naive"], strict=True)]
         med = float(np.median(t))
         rows.append({"variant": n, "describe": variants[n]["describe"], "median_ms": med * 1e3,
-                     "p90_ms": float(np.percentile(t, 90)) * 1e3, "fps": 1.0 / med, "speedup": naive_median / med,
-                     "max_abs": max(errs), "psnr_db": min(dbs) if np.isfinite(min(dbs)) else None, "load_s": variants[n]["load_s"]})
+                     "p90_ms": float(np.percentile(t, 90)) * 1e3, "fps": 1.0 / med,
+                     "speedup": naive_median / med,
+                     "max_abs": max(errs), "psnr_db": min(dbs) if np.isfinite(min(dbs)) else None,
+                     "load_s": variants[n]["load_s"]})
 
     hw = hardware()
     print(f"\n{hw['cpu']} ({hw['cpu_count']} cores, torch threads {hw['torch_threads']}, native bf16: "
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(head))
     for r in rows:
         print(f"{r['variant']:24s} {r['describe'][:28]:28s} {r['median_ms']:9.1f} {r['p90_ms']:8.1f} {r['fps']:6.2f} "
-              f"{r['speedup']:6.2f}x {r['max_abs']:9.2e} {(r['psnr_db'] if r['psnr_db'] is not None else float('inf')):8.1f}")
+              f"{r['speedup']:6.2f}x {r['max_abs']:9.2e} {r['psnr_db'] or float('inf'):8.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"hardware": hw, "device": str(device), "frames": len(timed),
                                                "results": rows}, indent=2))

@@ -10,7 +10,6 @@ import pytest
 
 from avatarcam.engine import FOMMConfig, KeypointDetector, OcclusionAwareGenerator, synthetic_state_dicts
 
-
 LAYOUT = json.loads((Path(__file__).parent / "data" / "vox256_layout.json").read_text())
 MODULES = {"kp_detector": KeypointDetector, "generator": OcclusionAwareGenerator}
 

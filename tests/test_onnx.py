@@ -11,14 +11,19 @@ import torch
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from avatarcam.engine import Animator, FOMMConfig, normalize_kp  # noqa: E402
+from avatarcam.engine import (  # noqa: E402
+    Animator,
+    FOMMConfig,
+    normalize_kp,
+    onnx_backend,  # noqa: E402
+)
 from avatarcam.engine import export as export_mod  # noqa: E402
-from avatarcam.engine import onnx_backend  # noqa: E402
 from avatarcam.engine.checkpoint import CONFIG_KEY, load_module_weights, read_checkpoint  # noqa: E402
 from avatarcam.engine.export import MANIFEST, OPSET, STAGES, ensure_exported, export_onnx, is_complete  # noqa: E402
 from avatarcam.engine.generator import OcclusionAwareGenerator  # noqa: E402
 from avatarcam.engine.keypoint_detector import KeypointDetector  # noqa: E402
 from avatarcam.engine.onnx_backend import CPU, OnnxBackend, provider_order  # noqa: E402
+from avatarcam.paths import user_models_dir  # noqa: E402
 
 ALL_GPU = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
@@ -158,7 +163,7 @@ def test_export_is_cached_per_checkpoint(tiny_checkpoint, tmp_path, monkeypatch)
     first = ensure_exported(det, gen, cfg, checkpoint=tiny_checkpoint)
     again = ensure_exported(det, gen, cfg, checkpoint=tiny_checkpoint)
     assert first == again and len(calls) == 1 and is_complete(first)
-    assert str(first).startswith(str(tmp_path.parent.parent)) or "onnx" in first.parts  # user models dir
+    assert first.parent.parent == user_models_dir() / "onnx"
     anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32", backend="onnx")
     assert anim.backend_name == "onnx" and len(calls) == 1
 

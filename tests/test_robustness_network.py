@@ -27,7 +27,8 @@ def test_no_listening_socket_while_streaming(tmp_path, tiny_checkpoint, monkeypa
     monkeypatch.setattr(socket.socket, "bind", bind)
     monkeypatch.setattr(socket.socket, "listen", listen)
     for info in pkgutil.walk_packages(avatarcam.__path__, "avatarcam."):
-        if ".gui" not in info.name and not info.name.endswith("__main__"):  # the GUI modules need a QApplication (GUI tests cover them)
+        # GUI modules need a QApplication (the GUI tests cover them); __main__ would run the CLI
+        if ".gui" not in info.name and not info.name.endswith("__main__"):
             importlib.import_module(info.name)
     clip = write_clip(tmp_path / "cam.mp4", driving_frames(20, size=128))
     pipeline = Pipeline(PipelineConfig(camera=str(clip), checkpoint=str(tiny_checkpoint), device="cpu",

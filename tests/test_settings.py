@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-
 from avatarcam import paths
 from avatarcam.settings import Settings, load_settings, save_settings, settings_path
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import CheckpointError
 from ..imaging import resize_square, to_rgb_float
 from .backends import Backend, Progress, make_backend, to_image, to_tensor
-from ..errors import CheckpointError
 from .checkpoint import CONFIG_KEY, load_module_weights, read_checkpoint
 from .config import FOMMConfig
 from .generator import EncodedSource, OcclusionAwareGenerator
@@ -58,11 +58,11 @@ class Animator:
         self.size = self.config.image_size
         self.kp_detector = kp_detector
         self.generator = generator
-        if isinstance(backend, str):
-            backend = make_backend(backend, kp_detector, generator, self.config, device=device, precision=precision,
-                                   progress=progress, checkpoint=checkpoint, onnx_dir=onnx_dir, providers=providers,
-                                   channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs,
-                                   verify_precision=verify_precision)
+        if backend is None or isinstance(backend, str):
+            backend = make_backend(backend or "auto", kp_detector, generator, self.config, device=device,
+                                   precision=precision, progress=progress, checkpoint=checkpoint,
+                                   onnx_dir=onnx_dir, providers=providers, channels_last=channels_last,
+                                   compile=compile, cuda_graphs=cuda_graphs, verify_precision=verify_precision)
         self.backend = backend
         self.motion = RelativeMotion(relative, adapt_scale, relative_jacobian)
         self.keypoint_filter: KeypointFilter | None = None

@@ -161,8 +161,10 @@ class TorchBackend:
 
     def __init__(self, kp_detector: KeypointDetector, generator: OcclusionAwareGenerator,
                  device: torch.device, precision: str, *, channels_last: bool | None = None,
-                 compile: bool = False, cuda_graphs: bool = False, progress: Progress | None = None) -> None:
+                 compile: bool = False, cuda_graphs: bool = False, progress: Progress | None = None,
+                 image_size: int = 256) -> None:
         self.device = device
+        self.image_size = image_size
         self.precision = precision
         self.provider = f"torch-{device.type}"
         self.reference_kp_detector = kp_detector
@@ -197,10 +199,13 @@ class TorchBackend:
         notify(self._progress, "Compiling the model with torch.compile (once per start; may take a minute)...")
         t0 = time.perf_counter()
         try:
+            import torch._inductor.config as inductor_config
+
             fn = torch.compile(self.fast_generator.decode_tensors, dynamic=False)
-            with torch.inference_mode():
-                enc = self.encode(torch.rand(1, 3, 256, 256))
-                kp = self.detect(torch.rand(1, 3, 256, 256))
+            # freezing: weights become constants, so oneDNN gets them prepacked (measured ~12% faster on CPU)
+            with torch.inference_mode(), inductor_config.patch(freezing=True):
+                s = self.image_size
+                enc, kp = self.encode(torch.rand(1, 3, s, s)), self.detect(torch.rand(1, 3, s, s))
                 for _ in range(2):  # warm-up: the first calls compile
                     fn(enc.features, enc.small, kp["value"], kp["value"], kp.get("jacobian"), kp.get("jacobian"))
             self._decode_fn = fn
@@ -225,13 +230,6 @@ class TorchBackend:
         if self._graph is not None:
             return self._graph(*args)
         return self._decode_fn(*args).float()
-
-    def reference_prediction(self, encoded: EncodedSource, kp_source: Keypoints, kp_driving: Keypoints) -> torch.Tensor:
-        """The reference modules' fp32 prediction (for accuracy checks)."""
-        with torch.inference_mode():
-            gen = self.reference_generator
-            out = gen.decode(gen.encode_source(encoded.image.float()), kp_source, kp_driving, with_deformed=False)
-        return out["prediction"].float()
 
 
 def _jac(kp: Keypoints) -> torch.Tensor | None:
@@ -271,7 +269,7 @@ class _CudaGraphDecoder:
         signature = tuple(None if a is None else (tuple(a.shape), a.dtype) for a in args)
         if self.graph is None or signature != self.signature:
             self._capture(args)
-        for dst, src in zip(self.static_in, args):
+        for dst, src in zip(self.static_in, args, strict=True):
             if dst is not None:
                 dst.copy_(src)
         self.graph.replay()
@@ -307,6 +305,19 @@ def precision_accuracy(backend: TorchBackend, size: int = 256) -> float:
     return psnr(low.cpu(), ref.float().cpu())
 
 
+_ACCURACY_CACHE: dict[tuple, float] = {}  # (checkpoint file, config, device, precision) -> dB
+
+
+def _accuracy_key(checkpoint, config, device: torch.device, precision: str) -> tuple | None:
+    if checkpoint is None:
+        return None
+    try:
+        st = os.stat(checkpoint)
+    except OSError:
+        return None
+    return (os.path.abspath(checkpoint), st.st_size, st.st_mtime_ns, repr(config), str(device), precision)
+
+
 def make_backend(name: str, kp_detector: KeypointDetector, generator: OcclusionAwareGenerator, config, *,
                  device: str = "auto", precision: str = "auto", progress: Progress | None = None,
                  checkpoint=None, onnx_dir=None, providers=None, channels_last: bool | None = None,
@@ -338,12 +349,17 @@ def make_backend(name: str, kp_detector: KeypointDetector, generator: OcclusionA
         notify(progress, f"ONNX Runtime unusable ({reason}); falling back to the torch backend.")
     resolved = resolve_precision(precision, dev)
     backend = TorchBackend(kp_detector, generator, dev, resolved, channels_last=channels_last, compile=compile,
-                           cuda_graphs=cuda_graphs, progress=progress)
+                           cuda_graphs=cuda_graphs, progress=progress, image_size=config.image_size)
     if precision == "auto" and resolved != "fp32" and verify_precision:
-        notify(progress, f"Checking {resolved} accuracy against fp32...")
-        db = precision_accuracy(backend, config.image_size)
+        key = _accuracy_key(checkpoint, config, dev, resolved)
+        db = _ACCURACY_CACHE.get(key) if key is not None else None
+        if db is None:
+            notify(progress, f"Checking {resolved} accuracy against fp32...")
+            db = precision_accuracy(backend, config.image_size)
+            if key is not None:
+                _ACCURACY_CACHE[key] = db
         backend.accuracy_db = db
-        if db < PSNR_BAR_DB:
+        if not db >= PSNR_BAR_DB:  # NaN (fp16 overflow) fails too
             notify(progress, f"{resolved} is {db:.1f} dB from fp32 (< {PSNR_BAR_DB:.0f} dB): using fp32.")
             backend.set_precision("fp32")
         else:

@@ -204,12 +204,12 @@ def check_stage(path: Path, module: nn.Module, example: tuple, stage: str, with_
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {name: t.numpy() for name, t in zip(input_names(stage, with_jac), example)}
+    feeds = {name: t.numpy() for name, t in zip(input_names(stage, with_jac), example, strict=True)}
     got = sess.run(None, feeds)
     with torch.no_grad():
         want = module(*example)
     want = want if isinstance(want, tuple) else (want,)
-    return float(max(np.abs(g - w.numpy()).max() for g, w in zip(got, want)))
+    return float(max(np.abs(g - w.numpy()).max() for g, w in zip(got, want, strict=True)))
 
 
 def ensure_exported(kp_detector: KeypointDetector, generator: OcclusionAwareGenerator, config: FOMMConfig, *,

@@ -7,7 +7,8 @@ the checkpoint loads unchanged; the backends run these derived copies instead:
   convolution's weights for the residual blocks' second norm);
 * "nearest 2x upsample, then 3x3 conv" becomes one stride-2 transposed 4x4 convolution
   (the sub-pixel identity: each output phase sees a 2x2 window of the low-resolution input),
-  2.25x fewer multiply-adds for the up blocks and no upsampled intermediate;
+  2.25x fewer multiply-adds for the up blocks and no upsampled intermediate (except for the
+  hourglasses' widest, lowest-resolution layers, where it measured slower);
 * the anti-alias downsample convolves only at the pixels it keeps (stride 4);
 * weights live in the compute dtype (fp32, bf16 or fp16) and optionally channels_last, while
   everything that decides *where* pixels go stays fp32: keypoint softmax and expectations,
@@ -24,7 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import AntiAliasDownsample, DownBlock2d, Hourglass, ResBlock2d, SameBlock2d, UpBlock2d, make_coordinate_grid
+from .blocks import (
+    AntiAliasDownsample,
+    DownBlock2d,
+    Hourglass,
+    ResBlock2d,
+    SameBlock2d,
+    UpBlock2d,
+    make_coordinate_grid,
+)
 from .generator import EncodedSource, OcclusionAwareGenerator
 from .keypoint_detector import KeypointDetector
 from .motion import Keypoints, inverse_2x2, kp_to_gaussian
@@ -96,7 +105,8 @@ class _Precision(nn.Module):
 class FConv(_Precision):
     """conv (+ folded BN) -> ReLU (optional) -> 2x2 average pool (optional)."""
 
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None, relu: bool = True, pool: bool = False) -> None:
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None, relu: bool = True,
+                 pool: bool = False) -> None:
         super().__init__()
         w, b = _fold(conv, bn)
         self.register_buffer("weight", w.float())
@@ -115,17 +125,25 @@ class FConv(_Precision):
 
 
 class FUp(_Precision):
-    """UpBlock2d (nearest 2x -> conv3x3 -> BN -> ReLU) as one transposed convolution."""
+    """UpBlock2d (nearest 2x -> conv3x3 -> BN -> ReLU), BN folded, as one stride-2 transposed
+    convolution where that pays: the high-resolution, narrow layers. The hourglasses' wide
+    bottom layers (>= 2^19 weights, at 2x2..4x4 pixels) are bound by weight traffic, which the
+    4x4 transposed kernel would raise by 16/9, so they keep upsample + 3x3 conv."""
+
+    SUBPIXEL_MAX_WEIGHTS = 1 << 19
 
     def __init__(self, block: UpBlock2d) -> None:
         super().__init__()
         assert block.conv.kernel_size == (3, 3) and block.conv.padding == (1, 1)
         w, b = _fold(block.conv, block.norm)
-        self.register_buffer("weight", _subpixel_transposed(w).float())
+        self.subpixel = w.shape[0] * w.shape[1] < self.SUBPIXEL_MAX_WEIGHTS
+        self.register_buffer("weight", (_subpixel_transposed(w) if self.subpixel else w).float())
         self.register_buffer("bias", b.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(F.conv_transpose2d(x, self.weight, self.bias, stride=2, padding=1))
+        if self.subpixel:
+            return F.relu(F.conv_transpose2d(x, self.weight, self.bias, stride=2, padding=1))
+        return F.relu(F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), self.weight, self.bias, padding=1))
 
 
 class FRes(_Precision):

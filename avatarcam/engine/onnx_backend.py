@@ -107,7 +107,8 @@ class OnnxBackend:
                 return ort.InferenceSession(str(path), sess_options=opts, providers=provider_args)
         except Exception as err:  # noqa: BLE001 - provider init failure: retry on the CPU alone
             if order == [CPU]:
-                raise AvatarcamError(f"{path}: ONNX Runtime cannot load it ({err}); delete the folder to re-export.") from None
+                raise AvatarcamError(f"{path}: ONNX Runtime cannot load it ({err}); "
+                                     "delete the folder to re-export.") from None
             notify(self._progress, f"ONNX Runtime: {order[0]} failed ({type(err).__name__}); using the CPU provider.")
             return ort.InferenceSession(str(path), sess_options=opts, providers=[CPU])
         finally:
@@ -119,7 +120,8 @@ class OnnxBackend:
 
     def detect(self, image: torch.Tensor) -> Keypoints:
         out = self.sessions["kp_detector"].run(None, {"image": self._np(image)})
-        return {name: torch.from_numpy(a) for name, a in zip(output_names("kp_detector", self.with_jacobian), out)}
+        names = output_names("kp_detector", self.with_jacobian)
+        return {name: torch.from_numpy(a) for name, a in zip(names, out, strict=True)}
 
     def encode(self, image: torch.Tensor) -> EncodedSource:
         features, small = self.sessions["source_encoder"].run(None, {"image": self._np(image)})
@@ -131,6 +133,6 @@ class OnnxBackend:
             values += [kp_source["jacobian"], kp_driving["value"], kp_driving["jacobian"]]
         else:
             values += [kp_driving["value"]]
-        feeds = {n: self._np(v) for n, v in zip(input_names("generator", self.with_jacobian), values)}
+        feeds = {n: self._np(v) for n, v in zip(input_names("generator", self.with_jacobian), values, strict=True)}
         (pred,) = self.sessions["generator"].run(None, feeds)
         return torch.from_numpy(pred)

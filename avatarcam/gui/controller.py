@@ -134,16 +134,19 @@ class PipelineController(QObject):
             except Exception:  # noqa: BLE001 - stopping must never raise into the GUI
                 pass
 
+    def _gpu_notice(self, text: str) -> None:
+        self._emit(self.notice, text)
+
     def _load_animator(self, path: Path, settings: Settings):
-        from ..engine import Animator
+        from ..pipeline.loading import load_animator
 
         key = (str(path.resolve()), path.stat().st_mtime_ns, settings.device, settings.precision)
         if key != self._animator_key or self._animator is None:
             self._emit(self.busy, f"Loading the model {path.name}...")
             self._animator = None
             self._animator_key = None
-            animator = Animator.from_checkpoint(path, device=settings.device, precision=settings.precision,
-                                                relative=settings.relative, adapt_scale=settings.adapt_scale)
+            animator = load_animator(path, settings.device, settings.precision, notice=self._gpu_notice,
+                                     relative=settings.relative, adapt_scale=settings.adapt_scale)
             self._animator, self._animator_key = animator, key
         else:
             self._animator.relative = settings.relative

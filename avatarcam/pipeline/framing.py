@@ -389,7 +389,8 @@ class FaceFramer:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
-            self._thread = None
+            if not self._thread.is_alive():  # keep a live thread visible so callers can join it later
+                self._thread = None
         self._async = False
 
     def _detect_loop(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import queue
+import shutil
 import threading
 from collections.abc import Callable
 
@@ -119,6 +120,10 @@ class FileSink:
 
     MAX_QUEUE = 64
     MAX_REPEAT = 30
+    # OpenCV's writer fails silently on a full disk, so free space is checked instead; stopping
+    # with room to spare lets the file be finished and kept.
+    MIN_FREE_BYTES = 200 << 20
+    CHECK_EVERY = 30  # frames
 
     def __init__(self, path: str, fps: float = 30.0, on_error: Callable[[str], None] | None = None) -> None:
         self.writer = AtomicVideoWriter(path, fps)  # raises OutputError for a bad folder at once
@@ -130,6 +135,7 @@ class FileSink:
         self._queue: queue.Queue = queue.Queue(self.MAX_QUEUE)
         self._t0: float | None = None
         self._written = 0
+        self.saved: str | None = None
         self._thread = threading.Thread(target=self._loop, name="avatarcam-record", daemon=True)
         self._thread.start()
 
@@ -158,6 +164,11 @@ class FileSink:
             due = int((t - self._t0) * self.fps) + 1
             repeat = min(max(1, due - self._written), self.MAX_REPEAT)
             try:
+                if self._written // self.CHECK_EVERY != (self._written + repeat) // self.CHECK_EVERY:
+                    free = shutil.disk_usage(self.path.parent).free
+                    if free < self.MIN_FREE_BYTES:
+                        self._stop_for_disk(free)
+                        continue
                 for _ in range(repeat):
                     self.writer.write(frame)
                 self._written += repeat
@@ -167,12 +178,23 @@ class FileSink:
                 if self.on_error:
                     self.on_error(self.failed)
 
+    def _stop_for_disk(self, free: int) -> None:
+        try:
+            self.saved = str(self.writer.close()) if self.writer.frames else None
+        except AvatarcamError:
+            self.saved = None
+        kept = f"; the first {self.writer.frames} frames are saved in {self.saved}" if self.saved else ""
+        self.failed = (f"recording to {self.path} stopped: the disk is almost full ({free >> 20} MB free){kept}; "
+                       f"free some space or record to another drive.")
+        if self.on_error:
+            self.on_error(self.failed)
+
     def close(self, timeout: float | None = 5.0) -> str | None:
         """Finish the file; returns its path, or None when nothing was saved (reported via on_error)."""
         self._queue.put(None)
         self._thread.join(timeout)
         if self.failed:
-            return None
+            return self.saved
         try:
             return str(self.writer.close())
         except AvatarcamError as err:

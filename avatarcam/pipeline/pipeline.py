@@ -19,10 +19,11 @@ import numpy as np
 
 from ..errors import AvatarcamError, OutputError
 from ..imaging import IMAGE_SUFFIXES, load_image
-from ..paths import bundled_avatars_dir, find_checkpoint
+from ..paths import bundled_avatars_dir
 from .capture import FAILED, OPENING, CaptureThread, Opener
 from .config import PipelineConfig
 from .framing import CROP_SIZE, FaceDetector, FaceFramer, crop_portrait, make_detector
+from .loading import load_animator
 from .outputs import FileSink, VirtualCameraSink, to_uint8
 from .stabilizer import KeypointStabilizer
 from .worker import FrameBundle, InferenceWorker, Timings
@@ -139,11 +140,9 @@ class Pipeline:
 
     # lifecycle -----------------------------------------------------------------------------------
     def _load_animator(self):
-        from ..engine import Animator
-
         cfg = self.config
-        return Animator.from_checkpoint(find_checkpoint(cfg.checkpoint), cfg.device, cfg.precision,
-                                        relative=cfg.relative, adapt_scale=cfg.adapt_scale)
+        return load_animator(cfg.checkpoint, cfg.device, cfg.precision, notice=self._notice,
+                             relative=cfg.relative, adapt_scale=cfg.adapt_scale)
 
     def start(self) -> None:
         if self._started:
@@ -343,7 +342,12 @@ class Pipeline:
         if self.animator is None:  # not started: remember it for start()
             self.config.avatar = image
             return
-        cached = self._avatar_cache.get(_avatar_key(image))
+        key = _avatar_key(image)
+        cached = self._avatar_cache.get(key)
+        if cached is None and key.startswith("file:") and key.count(":") == 1:
+            # the file is gone (deleted or on an unplugged drive): reuse what was prepared from it
+            versions = [v for k, v in self._avatar_cache.items() if k.startswith(key + ":")]
+            cached = versions[-1] if versions else None
         if cached is not None:
             self._apply(*cached)
             return
