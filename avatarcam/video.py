@@ -114,7 +114,8 @@ class AtomicVideoWriter:
             os.replace(self.tmp_path, self.path)
         except OSError as err:
             self.abort()
-            raise OutputError(f"{self.path}: cannot save the video ({err.strerror}); choose another output path.") from None
+            raise OutputError(f"{self.path}: cannot save the video ({err.strerror}); "
+                              f"choose another output path.") from None
         return self.path
 
     def abort(self) -> None:

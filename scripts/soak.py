@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"frames {result['frames']} in {result['seconds']:.0f} s; vcam received {result['vcam_frames']}; "
           f"RSS {result['rss_mb_early']:.0f} -> {result['rss_mb_late']:.0f} MB ({result['rss_growth_mb']:+.1f}); "
           f"latency {result['latency_ms_early']:.1f} -> {result['latency_ms_late']:.1f} ms; "
-          f"threads left after stop: {len(result['threads_left_after_stop'])}; {'FLAT' if result['ok'] else 'NOT FLAT'}")
+          f"threads left after stop: {len(result['threads_left_after_stop'])}; "
+          f"{'FLAT' if result['ok'] else 'NOT FLAT'}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0 if result["ok"] else 1

@@ -163,8 +163,9 @@ def test_cli_reports_removed_key_without_traceback(tmp_path, tiny_state):
 
     cv2.imwrite(str(tmp_path / "a.png"), astronaut_face(64))
     write_clip(tmp_path / "b.mp4", driving_frames(2, size=64))
-    proc = subprocess.run([sys.executable, "-m", "avatarcam", "animate", "a.png", "b.mp4", "-o", str(tmp_path / "o.mp4"),
-                           "--checkpoint", str(ckpt)], capture_output=True, text=True, cwd=tmp_path)
+    cmd = [sys.executable, "-m", "avatarcam", "animate", "a.png", "b.mp4", "-o", str(tmp_path / "o.mp4"),
+           "--checkpoint", str(ckpt)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("avatarcam: error:") and "final.weight" in proc.stderr

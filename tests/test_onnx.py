@@ -163,7 +163,7 @@ def test_export_is_cached_per_checkpoint(tiny_checkpoint, tmp_path, monkeypatch)
     first = ensure_exported(det, gen, cfg, checkpoint=tiny_checkpoint)
     again = ensure_exported(det, gen, cfg, checkpoint=tiny_checkpoint)
     assert first == again and len(calls) == 1 and is_complete(first)
-    assert first.parent.parent == user_models_dir() / "onnx"
+    assert first.parent == user_models_dir() / "onnx"
     anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32", backend="onnx")
     assert anim.backend_name == "onnx" and len(calls) == 1
 

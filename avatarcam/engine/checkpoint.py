@@ -78,7 +78,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Mapping]:
                               f"'kp_detector' and 'generator'; {where_to_get()}.")
     missing = [m for m in MODULES if m not in obj]
     if missing:
-        raise CheckpointError(f"{path}: not a First Order Motion Model checkpoint: no {' or '.join(repr(m) for m in missing)} "
+        entries = " or ".join(repr(m) for m in missing)
+        raise CheckpointError(f"{path}: not a First Order Motion Model checkpoint: no {entries} "
                               f"entry (has {_first(map(str, obj.keys()))}); {where_to_get()}.")
     out = {}
     for name in MODULES:
@@ -121,7 +122,8 @@ def load_module_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor
     for k, v in state_dict.items():
         ref = expected[k]
         if v.is_floating_point() != ref.is_floating_point():
-            raise CheckpointError(f"{path}: {name}.{k} has dtype {v.dtype}, expected {ref.dtype}; use {CHECKPOINT_NAME}.")
+            raise CheckpointError(f"{path}: {name}.{k} has dtype {v.dtype}, expected {ref.dtype}; "
+                                  f"use {CHECKPOINT_NAME}.")
         bad = v.is_floating_point() and not bool(torch.isfinite(v).all())
         if bad:
             raise CheckpointError(f"{path}: {name}.{k} contains NaN or infinite values; the file is damaged.")
