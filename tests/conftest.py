@@ -58,4 +58,19 @@ def astronaut() -> np.ndarray:
     return astronaut()
 
 
+@pytest.fixture
+def server():
+    """A real HTTP file server on 127.0.0.1 (see model_server.py), stopped after the test."""
+    from model_server import FileServer
+
+    srv = FileServer()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def ckpt_bytes(tiny_checkpoint) -> bytes:
+    return Path(tiny_checkpoint).read_bytes()
+
+
 torch.set_num_threads(min(2, os.cpu_count() or 1))

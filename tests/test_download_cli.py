@@ -11,24 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from model_server import FileServer, free_port
+from model_server import free_port
 
 from avatarcam.model_store import part_path
 from avatarcam.paths import CHECKPOINT_NAME
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def server():
-    srv = FileServer()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def ckpt_bytes(tiny_checkpoint) -> bytes:
-    return Path(tiny_checkpoint).read_bytes()
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:

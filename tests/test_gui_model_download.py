@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
-from model_server import FileServer
 
 pytest.importorskip("pytestqt")
 
@@ -15,18 +13,6 @@ from PyQt6.QtCore import Qt  # noqa: E402
 from avatarcam.gui.model_download import ModelDownloadWidget, format_duration, format_progress  # noqa: E402
 from avatarcam.model_store import Mirror, part_path  # noqa: E402
 from avatarcam.paths import CHECKPOINT_NAME  # noqa: E402
-
-
-@pytest.fixture
-def server():
-    srv = FileServer()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def ckpt_bytes(tiny_checkpoint) -> bytes:
-    return Path(tiny_checkpoint).read_bytes()
 
 
 def make(qtbot, dest, mirrors) -> ModelDownloadWidget:

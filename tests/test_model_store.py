@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_server import FileServer, free_port
+from model_server import free_port
 
 from avatarcam import model_store
 from avatarcam.engine import FOMMConfig, synthetic_state_dicts
@@ -27,18 +27,6 @@ from avatarcam.model_store import (
     part_path,
 )
 from avatarcam.paths import CHECKPOINT_NAME, user_models_dir
-
-
-@pytest.fixture
-def server():
-    srv = FileServer()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def ckpt_bytes(tiny_checkpoint) -> bytes:
-    return Path(tiny_checkpoint).read_bytes()
 
 
 @pytest.fixture
