@@ -115,7 +115,8 @@ class Animator:
     def describe(self) -> str:
         """One line for status bars and logs, e.g. "torch-cpu bf16"."""
         provider = self.provider
-        return f"{provider} {self.precision}" if provider.startswith("torch") else f"onnx {provider} {self.precision}"
+        text = f"{provider} {self.precision}" if provider.startswith("torch") else f"onnx {provider} {self.precision}"
+        return text + (" compiled" if getattr(self.backend, "compiled", False) else "")
 
     @property
     def relative(self) -> bool:

@@ -171,6 +171,7 @@ class TorchBackend:
         self.reference_generator = generator
         self.channels_last = device.type in ("cpu", "cuda") if channels_last is None else bool(channels_last)
         self.compile_seconds = 0.0
+        self.compiled = False
         self._progress = progress
         self._build()
         self._decode_fn = self.fast_generator.decode_tensors
@@ -209,10 +210,13 @@ class TorchBackend:
                 for _ in range(2):  # warm-up: the first calls compile
                     fn(enc.features, enc.small, kp["value"], kp["value"], kp.get("jacobian"), kp.get("jacobian"))
             self._decode_fn = fn
+            self.compiled = True
         except Exception as err:  # noqa: BLE001 - no compiler, unsupported platform, ...: stay eager
-            notify(self._progress, f"torch.compile unavailable ({type(err).__name__}: {err}); running eager.")
+            first_line = (str(err).strip().splitlines() or [""])[0]
+            notify(self._progress, f"torch.compile unavailable ({type(err).__name__}: {first_line}); running eager.")
         self.compile_seconds = time.perf_counter() - t0
-        notify(self._progress, f"Model compiled in {self.compile_seconds:.1f} s.")
+        if self.compiled:
+            notify(self._progress, f"Model compiled in {self.compile_seconds:.1f} s.")
 
     @torch.inference_mode()
     def detect(self, image: torch.Tensor) -> Keypoints:

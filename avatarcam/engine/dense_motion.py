@@ -34,15 +34,17 @@ class DenseMotionNetwork(nn.Module):
 
     def sparse_motions(self, h: int, w: int, kp_driving: Keypoints, kp_source: Keypoints) -> torch.Tensor:
         """(B, K+1, H, W, 2): where each driving pixel comes from in the source, per motion."""
-        value_s, value_d = kp_source["value"], kp_driving["value"]
+        value_s, value_d = kp_source["value"].float(), kp_driving["value"].float()
         b = value_s.shape[0]
-        identity = make_coordinate_grid(h, w, value_s.dtype, value_s.device)[None, None]
-        grid = identity - value_d[:, :, None, None, :]
-        if "jacobian" in kp_driving:
-            jac = torch.matmul(kp_source["jacobian"], inverse_2x2(kp_driving["jacobian"]))
-            grid = torch.einsum("bkij,bkhwj->bkhwi", jac, grid)
-        to_source = grid + value_s[:, :, None, None, :]
-        return torch.cat([identity.expand(b, 1, h, w, 2), to_source], dim=1)
+        # fp32 even under autocast, where matmul/einsum would otherwise run in 16 bits
+        with torch.autocast(value_s.device.type, enabled=False):
+            identity = make_coordinate_grid(h, w, value_s.dtype, value_s.device)[None, None]
+            grid = identity - value_d[:, :, None, None, :]
+            if "jacobian" in kp_driving:
+                jac = torch.matmul(kp_source["jacobian"].float(), inverse_2x2(kp_driving["jacobian"].float()))
+                grid = torch.einsum("bkij,bkhwj->bkhwi", jac, grid)
+            to_source = grid + value_s[:, :, None, None, :]
+            return torch.cat([identity.expand(b, 1, h, w, 2), to_source], dim=1)
 
     def forward(self, source: torch.Tensor, kp_driving: Keypoints, kp_source: Keypoints,
                 source_small: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -55,7 +57,7 @@ class DenseMotionNetwork(nn.Module):
         heat = torch.cat([torch.zeros_like(heat[:, :1]), heat], dim=1).unsqueeze(2)
         motions = self.sparse_motions(h, w, kp_driving, kp_source)
         repeated = small.unsqueeze(1).expand(b, k1, c, h, w).reshape(b * k1, c, h, w)
-        warped = F.grid_sample(repeated, motions.reshape(b * k1, h, w, 2).to(small.dtype), align_corners=False)
+        warped = F.grid_sample(repeated.float(), motions.reshape(b * k1, h, w, 2), align_corners=False)
         warped = warped.view(b, k1, c, h, w)
         features = torch.cat([heat.to(warped.dtype), warped], dim=2).view(b, -1, h, w)
         prediction = self.hourglass(features)

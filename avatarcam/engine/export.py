@@ -10,7 +10,7 @@ Files in the export folder:
 
 The graphs are exported from the fp32 derived modules of :mod:`.fast` (BatchNorm folded,
 sub-pixel up blocks), so ONNX Runtime gets the same reduced FLOPs as the torch backend.
-Exports are cached per checkpoint (size + mtime + path), config and opset in
+Exports are cached per checkpoint (size + mtime + path), config, opset and exporter code in
 ``<user models dir>/onnx/``, so the export runs once.
 """
 
@@ -88,20 +88,33 @@ def output_names(stage: str, with_jacobian: bool = True) -> list[str]:
             "source_encoder": ["features", "small"], "generator": ["prediction"]}[stage]
 
 
+def _code_hash() -> str:
+    """The exported graphs are traced from this code: a change to it invalidates cached exports."""
+    h = hashlib.sha1()
+    here = Path(__file__).resolve().parent
+    for name in ("export.py", "fast.py", "motion.py", "blocks.py", "generator.py"):
+        try:
+            h.update((here / name).read_bytes())
+        except OSError:
+            pass
+    return h.hexdigest()[:12]
+
+
 def checkpoint_key(path: str | os.PathLike, config: FOMMConfig, opset: int = OPSET) -> str:
     """Changes when the checkpoint file (path, size, mtime), the config or the exporter change."""
     p = Path(path).expanduser().resolve()
     st = p.stat()
     blob = json.dumps({"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "config": config.to_dict(),
-                       "opset": opset, "version": EXPORT_VERSION, "torch": torch.__version__.split("+")[0]},
+                       "opset": opset, "version": EXPORT_VERSION, "code": _code_hash(),
+                       "torch": torch.__version__.split("+")[0]},
                       sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 def weights_key(kp_detector: nn.Module, generator: nn.Module, config: FOMMConfig, opset: int = OPSET) -> str:
     """Content hash of the weights, for models that did not come from a file."""
-    h = hashlib.sha1(json.dumps({"config": config.to_dict(), "opset": opset, "version": EXPORT_VERSION},
-                                sort_keys=True).encode())
+    h = hashlib.sha1(json.dumps({"config": config.to_dict(), "opset": opset, "version": EXPORT_VERSION,
+                                 "code": _code_hash()}, sort_keys=True).encode())
     for module in (kp_detector, generator):
         for name, t in module.state_dict().items():
             h.update(name.encode())

@@ -89,12 +89,12 @@ class _Precision(nn.Module):
         for m in self.modules():
             m.dtype, m.channels_last = dtype, channels_last
         fmt = torch.channels_last if channels_last else torch.contiguous_format
-        for name, p in list(self.named_buffers()):
-            if name.endswith("_fp32"):  # buffers that must stay fp32
-                continue
-            p.data = p.data.to(dtype)
-            if p.dim() == 4:
-                p.data = p.data.contiguous(memory_format=fmt)
+        for m in self.modules():
+            for name, buf in list(m._buffers.items()):
+                if buf is None or name.endswith("_fp32"):  # buffers that must stay fp32
+                    continue
+                buf = buf.to(dtype)
+                m._buffers[name] = buf.contiguous(memory_format=fmt) if buf.dim() == 4 else buf
         return self
 
     def low(self, x: torch.Tensor) -> torch.Tensor:

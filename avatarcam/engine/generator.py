@@ -35,7 +35,9 @@ def warp(x: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
     if (h_flow, w_flow) != (h, w):
         deformation = F.interpolate(deformation.permute(0, 3, 1, 2), size=(h, w), mode="bilinear",
                                     align_corners=False).permute(0, 2, 3, 1)
-    return F.grid_sample(x, deformation.to(x.dtype), align_corners=False)
+    # Sampling positions must not be rounded to 16 bits (bf16 spacing near 1.0 is 1/128 of the
+    # image): under autocast the flow and the sampling stay fp32, the result takes x's dtype.
+    return F.grid_sample(x.float(), deformation.float(), align_corners=False).to(x.dtype)
 
 
 class OcclusionAwareGenerator(nn.Module):

@@ -96,6 +96,7 @@ class OnnxBackend:
         provider_args = []
         for p in order:
             if p == "TensorrtExecutionProvider":
+                trt_cache.mkdir(parents=True, exist_ok=True)
                 provider_args.append((p, {"trt_fp16_enable": fp16, "trt_engine_cache_enable": True,
                                           "trt_engine_cache_path": str(trt_cache)}))
             else:
