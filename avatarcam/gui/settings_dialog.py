@@ -93,7 +93,7 @@ class SettingsDialog(QDialog):
         self.device = _choice(DEVICES, s.device, {"auto": "auto (GPU if available)", "cuda": "cuda (NVIDIA GPU)",
                                                   "mps": "mps (Apple GPU)"})
         form.addRow("Device", self.device)
-        self.precision = _choice(PRECISIONS, s.precision, {"auto": "auto (fp16 on GPU, bf16 on CPUs with native bf16, else fp32)"})
+        self.precision = _choice(PRECISIONS, s.precision, {"auto": "auto (fp16 GPU, bf16/fp32 CPU)"})
         form.addRow("Precision", self.precision)
         self.relative = QCheckBox("Relative motion (recommended)")
         self.relative.setChecked(s.relative)
