@@ -124,37 +124,10 @@ def onnx_checks() -> list[Check]:
     return [Check("ONNX Runtime", True, detail, required=False)]
 
 
-def checkpoint_checks_basic(explicit: str | None = None) -> list[Check]:
-    from ..engine.checkpoint import read_checkpoint, where_to_get
-    from ..errors import AvatarcamError
-    from ..paths import find_checkpoint
+def _checkpoint_checks(explicit: str | None) -> list[Check]:
+    from ..model_store import checkpoint_checks
 
-    path = find_checkpoint(explicit)
-    if not path.is_file():
-        return [Check("checkpoint", False, f"{path} not found", where_to_get())]
-    try:
-        from ..engine import Animator
-
-        read_checkpoint(path)
-        Animator.from_checkpoint(path, device="cpu")  # strict load into the networks
-    except AvatarcamError as err:
-        return [Check("checkpoint", False, str(err), where_to_get())]
-    return [Check("checkpoint", True, f"{path} loads ({path.stat().st_size / 2**20:.1f} MB)")]
-
-
-def checkpoint_checks(explicit: str | None = None) -> list[Check]:
-    try:
-        from .. import model_store
-    except ImportError:
-        model_store = None
-    fn = getattr(model_store, "checkpoint_checks", None)
-    if fn is not None:
-        try:
-            return list(fn(explicit)) if explicit is not None else list(fn())
-        except TypeError:  # a variant without the explicit path argument
-            if explicit is None:
-                raise
-    return checkpoint_checks_basic(explicit)
+    return checkpoint_checks(explicit)
 
 
 def detector_checks() -> list[Check]:
@@ -179,7 +152,7 @@ def detector_checks() -> list[Check]:
 SECTIONS = (("Cameras", lambda a: camera_checks(a.cameras)),
             ("Virtual camera", lambda a: vcam_checks()),
             ("PyTorch", lambda a: torch_checks()), ("ONNX Runtime", lambda a: onnx_checks()),
-            ("Model weights", lambda a: checkpoint_checks(a.checkpoint)),
+            ("Model weights", lambda a: _checkpoint_checks(a.checkpoint)),
             ("Face detector", lambda a: detector_checks()))
 
 
