@@ -52,9 +52,10 @@ def main(args: argparse.Namespace) -> int:
                     if args.max_frames is not None and i >= args.max_frames:
                         break
                     driving = resize_square(to_rgb_float(center_square(frame)), size)
+                    keypoints = animator.detect(driving)
                     if i == 0:
-                        animator.calibrate(driving)
-                    result = animator.animate(driving)
+                        animator.calibrate(keypoints=keypoints)
+                    result = animator.animate_keypoints(keypoints)
                     if args.side_by_side:
                         result = np.concatenate([source_sq, driving, result], axis=1)
                     writer.write(result)
