@@ -46,6 +46,14 @@ def to_rgb_float(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float image in [0,1] (values outside are clipped) -> uint8, rounded to nearest; uint8 passes through."""
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        return arr
+    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     """Resize an HxWx3 image to size x size (area filter when shrinking)."""
     h, w = image.shape[:2]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import platformdirs
 
@@ -62,3 +63,21 @@ def find_checkpoint(explicit: str | os.PathLike | None = None) -> Path:
         if path.is_file():
             return path
     return user_models_dir() / CHECKPOINT_NAME
+
+
+class FileIdentity(NamedTuple):
+    """A file's absolute path and version (size + mtime): the one cache key for "this file as it is now"."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def file_identity(path: str | os.PathLike) -> FileIdentity | None:
+    """The identity of ``path`` now, or None when it cannot be read (missing, unplugged drive)."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        st = resolved.stat()
+    except OSError:
+        return None
+    return FileIdentity(str(resolved), st.st_size, st.st_mtime_ns)

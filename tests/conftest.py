@@ -68,6 +68,27 @@ def server():
     srv.stop()
 
 
+@pytest.fixture
+def fake_vcam():
+    """Registers helpers.RecordingVcam (name "avatarcam-test") and helpers.MissingVcam
+    ("avatarcam-missing") with pyvirtualcam, and always unregisters them: pyvirtualcam tries every
+    registered backend when none is named, so a leftover would make later "no vcam" cases pass."""
+    import pyvirtualcam
+    from helpers import MissingVcam, RecordingVcam
+
+    RecordingVcam.frames = []
+    RecordingVcam.fail_after = None
+    RecordingVcam.sent.clear()
+    pyvirtualcam.register_backend("avatarcam-test", RecordingVcam)
+    pyvirtualcam.register_backend("avatarcam-missing", MissingVcam)
+    try:
+        yield RecordingVcam
+    finally:
+        # pyvirtualcam has register_backend but no public unregister; its registry is this dict
+        for name in ("avatarcam-test", "avatarcam-missing"):
+            pyvirtualcam.camera.BACKENDS.pop(name, None)
+
+
 @pytest.fixture(scope="session")
 def ckpt_bytes(tiny_checkpoint) -> bytes:
     return Path(tiny_checkpoint).read_bytes()

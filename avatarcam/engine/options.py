@@ -1,0 +1,70 @@
+"""How the engine runs: one options object, its allowed values declared once.
+
+The CLI (``choices=``), the settings validation and the GUI's settings dialog all read the
+tuples below, so a new device, precision or backend is added here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+from ..errors import AvatarcamError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+BACKENDS = ("auto", "torch", "onnx")
+
+# Reduced precision is kept only if the prediction stays this close to fp32 (PSNR, dB).
+PSNR_BAR_DB = 45.0
+
+_CHOICES = {"device": DEVICES, "precision": PRECISIONS, "backend": BACKENDS}
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else a one-line error naming the allowed values."""
+    if value not in choices:
+        raise AvatarcamError(f"unknown {name} {value!r}; use {', '.join(choices)}.")
+    return value
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Where and how the model runs. Validated on construction (one-line ``AvatarcamError``).
+
+    ``device``: auto (CUDA if usable, else CPU) | cpu | cuda | mps.
+    ``precision``: auto (fastest precision that stays >= PSNR_BAR_DB from fp32) | fp32 | fp16 | bf16.
+    ``backend``: auto (torch) | torch | onnx (ONNX Runtime, exported once and cached).
+    ``compile``: ``torch.compile`` the per-frame decoder (minutes on first use).
+    ``cuda_graphs``: replay the per-frame decoder as a CUDA graph (CUDA only).
+    ``channels_last``: None = the measured default for the device.
+    ``verify_precision``: check a reduced ``auto`` precision against fp32 at load (result cached on disk).
+    ``onnx_dir``: where the ONNX export lives (None = the user's cache, keyed by checkpoint).
+    ``providers``: ONNX Runtime providers to try, best first (None = TensorRT > CUDA > CPU).
+    """
+
+    device: str = "auto"
+    precision: str = "auto"
+    backend: str = "auto"
+    compile: bool = False
+    cuda_graphs: bool = False
+    channels_last: bool | None = None
+    verify_precision: bool = True
+    onnx_dir: str | None = None
+    providers: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name, choices in _CHOICES.items():
+            value = getattr(self, name)
+            # "cuda:1" names a GPU by index; everything else must be a declared choice
+            if name == "device" and isinstance(value, str) and value.startswith("cuda:") and value[5:].isdigit():
+                continue
+            check_choice(name, value, choices)
+        if self.providers is not None and not isinstance(self.providers, tuple):
+            object.__setattr__(self, "providers", tuple(self.providers))
+
+    def replace(self, **changes) -> EngineOptions:
+        return replace(self, **changes)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
