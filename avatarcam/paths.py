@@ -81,3 +81,26 @@ def file_identity(path: str | os.PathLike) -> FileIdentity | None:
     except OSError:
         return None
     return FileIdentity(str(resolved), st.st_size, st.st_mtime_ns)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` so that readers see the old file or the new one, never a half-written one.
+
+    A temporary file in the same folder is fsynced, then renamed over ``path``; raises OSError."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
