@@ -186,19 +186,10 @@ def cached_md5(path: str | os.PathLike) -> str:
 def verify_loads(path: str | os.PathLike) -> str:
     """Load the file strictly into fresh networks on the CPU (fp32); return a short description
     of the model. Raises ``CheckpointError``."""
-    from .engine.checkpoint import CONFIG_KEY, load_module_weights, read_checkpoint
+    from .engine.checkpoint import load_networks
     from .engine.config import FOMMConfig
-    from .engine.generator import OcclusionAwareGenerator
-    from .engine.keypoint_detector import KeypointDetector
 
-    state = read_checkpoint(path)
-    stored = state.get(CONFIG_KEY)
-    try:
-        config = FOMMConfig.from_dict(stored) if stored else FOMMConfig.vox256()
-    except (TypeError, ValueError):
-        raise CheckpointError(f"{path}: its {CONFIG_KEY!r} entry is not a valid model config.") from None
-    load_module_weights(KeypointDetector(config), state["kp_detector"], "kp_detector", path)
-    load_module_weights(OcclusionAwareGenerator(config), state["generator"], "generator", path)
+    config = load_networks(path).config
     if config == FOMMConfig.vox256():
         return "vox-256"
     return f"reduced model ({config.image_size} px, from its stored config)"
@@ -405,11 +396,13 @@ def _start_from_content_range(value: str) -> int | None:
 
 def _check_head(url: str, head: bytes) -> None:
     """Refuse a body that does not start like a PyTorch file (zip or legacy pickle)."""
-    stripped = head.lstrip()
-    if stripped[:1] == b"<":
+    from .engine.checkpoint import sniff_header
+
+    kind = sniff_header(head)
+    if kind == "html":
         raise NotACheckpointError(f"{url}: serves a web page (HTML), not the checkpoint file; "
                                   "cloud drive links open a page: use a direct file link")
-    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+    if kind == "unknown":
         raise NotACheckpointError(f"{url}: does not serve a PyTorch checkpoint (the file starts with {head[:8]!r})")
 
 

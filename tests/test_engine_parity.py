@@ -12,6 +12,7 @@ import torch
 
 from avatarcam.engine import (
     Animator,
+    EngineOptions,
     FOMMConfig,
     KeypointDetector,
     OcclusionAwareGenerator,
@@ -82,7 +83,7 @@ def test_prediction_matches(stages, parity_fixture):
 def test_public_api_matches_from_checkpoint_file(vox_checkpoint, parity_fixture):
     """The documented API, fp32 on CPU, from a file in the official layout."""
     f = parity_fixture
-    anim = Animator.from_checkpoint(vox_checkpoint, device="cpu", precision="fp32")
+    anim = Animator.from_checkpoint(vox_checkpoint, EngineOptions(device="cpu", precision="fp32"))
     anim.set_source(f["source"])
     anim.calibrate(f["driving_initial"])
     out = anim.animate(f["driving"])
@@ -96,7 +97,7 @@ def test_public_api_matches_from_checkpoint_file(vox_checkpoint, parity_fixture)
 
 def test_animate_without_calibration_uses_first_frame(vox_checkpoint, parity_fixture):
     f = parity_fixture
-    anim = Animator.from_checkpoint(vox_checkpoint, device="cpu", precision="fp32")
+    anim = Animator.from_checkpoint(vox_checkpoint, EngineOptions(device="cpu", precision="fp32"))
     anim.set_source(f["source"])
     assert not anim.is_calibrated
     first = anim.animate(f["driving_initial"])  # calibrates on this frame

@@ -11,8 +11,9 @@ import torch
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from avatarcam.engine import (  # noqa: E402
+from avatarcam.engine import (
     Animator,
+    EngineOptions,  # noqa: E402
     FOMMConfig,
     normalize_kp,
     onnx_backend,  # noqa: E402
@@ -93,7 +94,7 @@ def test_full_model_onnx_matches_fixture(vox_export, parity_fixture):
 @pytest.mark.slow
 def test_full_model_onnx_animator_end_to_end(vox_checkpoint, vox_export, parity_fixture):
     folder, _ = vox_export
-    anim = Animator.from_checkpoint(vox_checkpoint, device="cpu", precision="fp32", backend="onnx", onnx_dir=folder)
+    anim = Animator.from_checkpoint(vox_checkpoint, EngineOptions(device="cpu", precision="fp32", backend="onnx", onnx_dir=folder))
     assert anim.backend_name == "onnx" and anim.provider == CPU and anim.precision == "fp32"
     anim.set_source(parity_fixture["source"])
     anim.calibrate(parity_fixture["driving_initial"])
@@ -105,8 +106,7 @@ def test_full_model_onnx_animator_end_to_end(vox_checkpoint, vox_export, parity_
 def test_onnx_animator_matches_torch_fp32_tiny(tiny_checkpoint, tiny_export, parity_fixture):
     outs = []
     for backend in ("torch", "onnx"):
-        anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32", backend=backend,
-                                        onnx_dir=tiny_export)
+        anim = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32", backend=backend, onnx_dir=tiny_export))
         assert anim.backend_name == backend
         anim.set_source(parity_fixture["source"])
         anim.calibrate(parity_fixture["driving_initial"])
@@ -144,8 +144,7 @@ def test_fp16_request_without_tensorrt_runs_fp32(tiny_export):
 def test_falls_back_to_torch_when_onnxruntime_unusable(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(onnx_backend, "onnxruntime_usable", lambda: "onnxruntime cannot be imported (test)")
     messages = []
-    anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32", backend="onnx",
-                                    progress=messages.append)
+    anim = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32", backend="onnx"), progress=messages.append)
     assert anim.backend_name == "torch"
     assert any("falling back to the torch backend" in m for m in messages)
 
@@ -164,7 +163,7 @@ def test_export_is_cached_per_checkpoint(tiny_checkpoint, tmp_path, monkeypatch)
     again = ensure_exported(det, gen, cfg, checkpoint=tiny_checkpoint)
     assert first == again and len(calls) == 1 and is_complete(first)
     assert first.parent == user_models_dir() / "onnx"
-    anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32", backend="onnx")
+    anim = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32", backend="onnx"))
     assert anim.backend_name == "onnx" and len(calls) == 1
 
 

@@ -11,7 +11,7 @@ import pytest
 import pyvirtualcam
 
 from avatarcam.demo import write_clip
-from avatarcam.engine import Animator
+from avatarcam.engine import Animator, EngineOptions
 from avatarcam.pipeline import Pipeline, PipelineConfig, letterbox, vcam_fix_message
 from avatarcam.video import VideoReader
 
@@ -53,7 +53,7 @@ def backend():
 
 @pytest.fixture(scope="module")
 def animator(tiny_checkpoint):
-    return Animator.from_checkpoint(tiny_checkpoint, device="cpu")
+    return Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu"))
 
 
 def counter_clip(path, n=40, size=(160, 120)):

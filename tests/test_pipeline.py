@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from avatarcam.demo import astronaut_face, face_on_background, write_clip
-from avatarcam.engine import Animator
+from avatarcam.engine import Animator, EngineOptions
 from avatarcam.pipeline import FrameBundle, Pipeline, PipelineConfig, PipelineStats, prepare_avatar_image
 
 FPS = 30.0
@@ -17,7 +17,7 @@ FPS = 30.0
 
 @pytest.fixture(scope="module")
 def animator(tiny_checkpoint):
-    return Animator.from_checkpoint(tiny_checkpoint, device="cpu")
+    return Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu"))
 
 
 class SlowAnimator:

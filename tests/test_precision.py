@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from avatarcam.engine.fast import _subpixel_transposed, build_fast
 
 from avatarcam.engine import (
     Animator,
+    EngineOptions,
     FOMMConfig,
     KeypointDetector,
     OcclusionAwareGenerator,
@@ -19,7 +21,6 @@ from avatarcam.engine import (
     synthetic_state_dicts,
 )
 from avatarcam.engine.backends import PSNR_BAR_DB, auto_precision, psnr, resolve_precision
-from avatarcam.engine.fast import _subpixel_transposed, build_fast
 from avatarcam.errors import AvatarcamError
 
 ENGINE = Path(__file__).resolve().parent.parent / "avatarcam" / "engine"
@@ -71,7 +72,7 @@ def test_precision_resolution_rules(monkeypatch):
 
 def test_fp16_on_cpu_refused_by_animator(tiny_checkpoint):
     with pytest.raises(AvatarcamError, match="fp16"):
-        Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp16")
+        Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp16"))
 
 
 def test_native_bf16_env_override(monkeypatch):
@@ -111,8 +112,8 @@ def test_fast_fp32_matches_reference_modules(tiny_modules, channels_last):
 
 
 def test_tiny_bf16_close_to_fp32(tiny_checkpoint, parity_fixture):
-    fp32 = _run(Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32"), parity_fixture)
-    bf16 = _run(Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="bf16"), parity_fixture)
+    fp32 = _run(Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32")), parity_fixture)
+    bf16 = _run(Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="bf16")), parity_fixture)
     assert psnr(bf16, fp32) >= PSNR_BAR_DB
 
 
@@ -120,14 +121,14 @@ def test_auto_falls_back_to_fp32_below_the_bar(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(backends, "PSNR_BAR_DB", 1000.0)
     messages = []
-    anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu", progress=messages.append)
+    anim = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu"), progress=messages.append)
     assert anim.precision == "fp32"
     assert any("using fp32" in m for m in messages)
 
 
 def test_auto_keeps_bf16_above_the_bar(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
-    anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu")
+    anim = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu"))
     assert anim.precision == "bf16"
     assert anim.backend.accuracy_db >= PSNR_BAR_DB
     assert anim.backend_name == "torch" and anim.provider == "torch-cpu"
@@ -136,17 +137,17 @@ def test_auto_keeps_bf16_above_the_bar(tiny_checkpoint, monkeypatch):
 @pytest.mark.slow
 def test_full_model_fp32_parity_and_bf16_psnr(vox_checkpoint, parity_fixture):
     ref = _reference(parity_fixture)
-    fp32 = _run(Animator.from_checkpoint(vox_checkpoint, device="cpu", precision="fp32"), parity_fixture)
+    fp32 = _run(Animator.from_checkpoint(vox_checkpoint, EngineOptions(device="cpu", precision="fp32")), parity_fixture)
     assert np.abs(fp32 - ref).max() < 1e-4
-    bf16 = _run(Animator.from_checkpoint(vox_checkpoint, device="cpu", precision="bf16"), parity_fixture)
+    bf16 = _run(Animator.from_checkpoint(vox_checkpoint, EngineOptions(device="cpu", precision="bf16")), parity_fixture)
     assert psnr(bf16, fp32) >= PSNR_BAR_DB
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_fp16_and_graphs(tiny_checkpoint, parity_fixture):  # pragma: no cover - GPU machines only
-    fp32 = _run(Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32"), parity_fixture)
-    fp16 = _run(Animator.from_checkpoint(tiny_checkpoint, device="cuda"), parity_fixture)
-    graphs = _run(Animator.from_checkpoint(tiny_checkpoint, device="cuda", precision="fp16", cuda_graphs=True),
+    fp32 = _run(Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32")), parity_fixture)
+    fp16 = _run(Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cuda")), parity_fixture)
+    graphs = _run(Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cuda", precision="fp16", cuda_graphs=True)),
                   parity_fixture)
     assert psnr(fp16, fp32) >= PSNR_BAR_DB
     assert np.abs(graphs - fp16).max() < 1e-3
@@ -155,8 +156,7 @@ def test_cuda_fp16_and_graphs(tiny_checkpoint, parity_fixture):  # pragma: no co
 @pytest.mark.slow
 def test_compile_matches_eager_or_falls_back(tiny_checkpoint, parity_fixture):
     messages = []
-    compiled = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32", compile=True,
-                                        progress=messages.append)
-    eager = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32")
+    compiled = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32", compile=True), progress=messages.append)
+    eager = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32"))
     assert messages  # the compile cost is announced, never hidden in the first frame
     assert np.abs(_run(compiled, parity_fixture) - _run(eager, parity_fixture)).max() < 1e-4

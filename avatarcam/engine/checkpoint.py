@@ -11,13 +11,18 @@ import os
 import pickle
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
 
 from ..errors import CheckpointError
 from ..paths import CHECKPOINT_NAME, CHECKPOINT_URL, user_models_dir
+from .config import FOMMConfig
+from .generator import OcclusionAwareGenerator
+from .keypoint_detector import KeypointDetector
 
 MODULES = ("kp_detector", "generator")
 CONFIG_KEY = "avatarcam_config"  # optional: architecture of a non-vox-256 (test) model
@@ -34,6 +39,18 @@ def _first(keys, n: int = _SHOW_KEYS) -> str:
     keys = list(keys)
     shown = ", ".join(keys[:n])
     return shown + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def sniff_header(head: bytes) -> Literal["zip", "legacy", "html", "unknown"]:
+    """What the first bytes of a file say it is: a torch zip checkpoint, a legacy (pre-1.6)
+    pickle checkpoint, a web page served instead of the file, or something else."""
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head[:1] == b"\x80":  # pickle protocol 2+
+        return "legacy"
+    if head.lstrip()[:1] == b"<":
+        return "html"
+    return "unknown"
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Mapping]:
@@ -56,12 +73,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Mapping]:
                               f"check the file, {where_to_get()}.")
     with open(path, "rb") as f:
         head = f.read(512)
-    if head.lstrip()[:1] == b"<":
+    kind = sniff_header(head)
+    if kind == "html":
         raise CheckpointError(f"{path}: is a web page (HTML), not a checkpoint, as cloud drives serve "
                               f"instead of the file; {where_to_get()}.")
-    is_zip = head.startswith(b"PK\x03\x04")
-    is_legacy = head[:1] == b"\x80"  # pickle protocol 2+, torch's pre-1.6 format
-    if not (is_zip or is_legacy):
+    if kind == "unknown":
         raise CheckpointError(f"{path}: not a PyTorch checkpoint; {where_to_get()}.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -129,3 +145,26 @@ def load_module_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor
             raise CheckpointError(f"{path}: {name}.{k} contains NaN or infinite values; the file is damaged.")
         converted[k] = v.to(ref.dtype) if v.dtype != ref.dtype else v
     module.load_state_dict(converted, strict=True)
+
+
+@dataclass(frozen=True)
+class Networks:
+    """The two reference networks of one checkpoint: CPU, fp32, eval mode."""
+
+    config: FOMMConfig
+    kp_detector: KeypointDetector
+    generator: OcclusionAwareGenerator
+
+
+def load_networks(path: str | os.PathLike) -> Networks:
+    """THE checkpoint -> networks recipe (Animator, model checks, ONNX export); raises CheckpointError."""
+    state = read_checkpoint(path)
+    stored = state.get(CONFIG_KEY)
+    try:
+        config = FOMMConfig.from_dict(stored) if stored else FOMMConfig.vox256()
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path}: its {CONFIG_KEY!r} entry is not a valid model config.") from None
+    kp_detector, generator = KeypointDetector(config), OcclusionAwareGenerator(config)
+    load_module_weights(kp_detector, state["kp_detector"], "kp_detector", path)
+    load_module_weights(generator, state["generator"], "generator", path)
+    return Networks(config, kp_detector.eval(), generator.eval())

@@ -138,6 +138,7 @@ class PipelineController(QObject):
         self._emit(self.notice, text)
 
     def _load_animator(self, path: Path, settings: Settings):
+        from ..engine import EngineOptions, RelativeMotion
         from ..pipeline.loading import load_animator
 
         key = (str(path.resolve()), path.stat().st_mtime_ns, settings.device, settings.precision)
@@ -145,12 +146,10 @@ class PipelineController(QObject):
             self._emit(self.busy, f"Loading the model {path.name}...")
             self._animator = None
             self._animator_key = None
-            animator = load_animator(path, settings.device, settings.precision, notice=self._gpu_notice,
-                                     relative=settings.relative, adapt_scale=settings.adapt_scale)
+            animator = load_animator(path, EngineOptions(device=settings.device, precision=settings.precision),
+                                     notice=self._gpu_notice)
             self._animator, self._animator_key = animator, key
-        else:
-            self._animator.relative = settings.relative
-            self._animator.adapt_scale = settings.adapt_scale
+        self._animator.motion = RelativeMotion(settings.relative, settings.adapt_scale)
         return self._animator
 
     def _job_check(self, path: str, settings: Settings) -> None:

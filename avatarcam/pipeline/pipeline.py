@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine import EngineOptions, RelativeMotion
 from ..errors import AvatarcamError, OutputError
 from ..imaging import IMAGE_SUFFIXES, load_image
 from ..paths import bundled_avatars_dir
@@ -141,8 +142,8 @@ class Pipeline:
     # lifecycle -----------------------------------------------------------------------------------
     def _load_animator(self):
         cfg = self.config
-        return load_animator(cfg.checkpoint, cfg.device, cfg.precision, notice=self._notice,
-                             relative=cfg.relative, adapt_scale=cfg.adapt_scale)
+        return load_animator(cfg.checkpoint, EngineOptions(device=cfg.device, precision=cfg.precision),
+                             motion=RelativeMotion(cfg.relative, cfg.adapt_scale), notice=self._notice)
 
     def start(self) -> None:
         if self._started:

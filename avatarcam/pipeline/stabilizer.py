@@ -8,8 +8,7 @@ or call it between ``animator.detect`` and ``animator.animate_keypoints``.
 
 from __future__ import annotations
 
-import torch
-
+from ..engine.motion import Keypoints
 from .framing import OneEuroFilter
 
 
@@ -34,13 +33,10 @@ class KeypointStabilizer:
         self._value.reset()
         self._jacobian.reset()
 
-    def __call__(self, kp: dict[str, torch.Tensor], t: float | None = None) -> dict[str, torch.Tensor]:
+    def __call__(self, kp: Keypoints, t: float | None = None) -> Keypoints:
         if not self.enabled:
             return kp
-        out = dict(kp)
-        for key, filt in (("value", self._value), ("jacobian", self._jacobian)):
-            if key in kp:
-                ref = kp[key]
-                smoothed = filt(ref.detach().float().cpu().numpy(), t)
-                out[key] = torch.from_numpy(smoothed).to(device=ref.device, dtype=ref.dtype)
-        return out
+        arrays = kp.numpy()
+        value = self._value(arrays["value"], t)
+        jacobian = self._jacobian(arrays["jacobian"], t) if "jacobian" in arrays else None
+        return Keypoints.from_numpy(value, jacobian, device=kp.value.device)
