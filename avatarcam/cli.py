@@ -19,6 +19,7 @@ COMMANDS = {
     "doctor": "avatarcam.commands.doctor",
     "download-model": "avatarcam.commands.download_model",
     "export-onnx": "avatarcam.commands.export_onnx",
+    "serve": "avatarcam.commands.serve",
 }
 
 

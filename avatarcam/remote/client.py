@@ -1,0 +1,422 @@
+"""RemoteAnimator: the per-frame model step on a remote worker, in place of the local Animator.
+
+It answers the same calls the pipeline makes on an :class:`~avatarcam.engine.Animator`
+(``set_source``, ``detect``, ``calibrate``, ``request_calibration``, ``animate``,
+``animate_keypoints``), but the decoder runs on an ``avatarcam serve`` worker. In ``keypoints`` mode
+(the default when a checkpoint is at hand) the keypoint detector, the stabiliser and the neutral pose
+stay here and only ~270 bytes of keypoints go up per frame; in ``image`` mode a JPEG crop goes up.
+
+A background thread runs one asyncio loop with the WebSocket: at most ``max_in_flight`` frames
+travel at once and a newer frame replaces one still waiting to be sent (newest wins); a heartbeat
+measures the round trip and notices a dead link; a lost worker is re-dialled with backoff while
+``animate`` keeps returning the last picture (state "reconnecting").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..engine import Animator, Calibration, EngineOptions, Keypoints, RelativeMotion
+from ..engine.options import check_choice
+from ..errors import AvatarcamError
+from ..imaging import load_image, resize_square, to_rgb_float, to_uint8
+from .protocol import (
+    DEFAULT_QUALITY, DOWNLINKS, MAX_MESSAGE_BYTES, MODES, MULTIPLEX_HEADER, PROTOCOL_VERSION, QUALITY_RANGE,
+    Flag, Frame, Kind, ProtocolError, avatar_id, control, decode_picture, keypoints_from_json, pack_keypoints,
+    parse_control, unpack_frame,
+)
+
+UPLINK_JPEG_QUALITY = 90  # image mode: the face crop
+
+
+class Refused(Exception):
+    """The worker said no (wrong token, bad avatar): retrying the same thing will not help."""
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How to reach and use a worker. Validated on construction (one-line AvatarcamError)."""
+
+    url: str  # ws://host:port or wss://host:port
+    token: str
+    mode: str = "keypoints"
+    downlink: str = "jpeg"
+    quality: int = DEFAULT_QUALITY
+    max_in_flight: int = 2
+    heartbeat_s: float = 1.0
+    timeout_s: float = 5.0  # no word from the worker for this long: the link is dead
+    backoff_s: tuple[float, float] = (0.25, 5.0)  # first and longest wait between reconnects
+    frame_wait_s: float = 0.05  # animate() waits this long for a fresh picture before holding the last
+
+    def __post_init__(self) -> None:
+        check_choice("uplink mode", self.mode, MODES)
+        check_choice("downlink", self.downlink, DOWNLINKS)
+        if not self.url.startswith(("ws://", "wss://")):
+            raise AvatarcamError(f"remote worker address {self.url!r} must start with ws:// or wss://")
+        if not QUALITY_RANGE[0] <= self.quality <= QUALITY_RANGE[1]:
+            raise AvatarcamError(f"JPEG quality {self.quality} is out of range; use {QUALITY_RANGE[0]} to "
+                                 f"{QUALITY_RANGE[1]}.")
+        if self.max_in_flight not in (1, 2):
+            raise AvatarcamError("max_in_flight must be 1 or 2")
+
+    @property
+    def session_url(self) -> str:
+        return self.url.rstrip("/") + "/session"
+
+
+@dataclass
+class RemoteStats:
+    state: str = "connecting"  # connecting | connected | reconnecting | refused | closed
+    rtt_ms: float = 0.0  # median of the last 30 round trips
+    server_ms: float = 0.0  # the worker's share of the last round trip
+    in_flight: int = 0
+    sent: int = 0
+    received: int = 0
+    dropped: int = 0  # replaced before sending, answered by a newer picture, or lost with the link
+    reconnects: int = 0
+    replica: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteSource:
+    """An avatar as the worker gets it: a PNG at the model's size and its content address."""
+
+    image: np.ndarray  # SxSx3 float32, shown until the first picture arrives
+    data: bytes
+    key: str
+
+
+class RemoteAnimator:
+    def __init__(self, options: RemoteOptions, detector: Animator | None = None,
+                 motion: RelativeMotion | None = None, size: int = 256) -> None:
+        if options.mode == "keypoints" and detector is None:
+            raise AvatarcamError("keypoints mode needs the keypoint detector: pass --checkpoint, or use image mode")
+        self.remote = options
+        self._detector = detector
+        self._motion = motion or RelativeMotion()
+        self.size = detector.size if detector is not None else size
+        self._stats = RemoteStats()
+        self._lock = threading.Condition()  # guards everything below, shared with the loop thread
+        self._source: RemoteSource | None = None
+        self._source_kp: Keypoints | None = None  # the avatar's keypoints, from the worker's ready
+        self._neutral: Keypoints | None = None
+        self._calibration: Calibration | None = None
+        self._calibrate_next = False
+        self._seq = 0
+        self._pending: Frame | None = None
+        self._in_flight: dict[int, float] = {}
+        self._picture: np.ndarray | None = None
+        self._picture_seq = self._returned_seq = 0
+        self._rtts: deque[float] = deque(maxlen=30)
+        self._loop = asyncio.new_event_loop()
+        self._wake = asyncio.Event()  # loop side: something to send
+        self._restart = asyncio.Event()  # loop side: the avatar changed, dial again
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._connection_loop(),),
+                                        name="avatarcam-remote", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    @classmethod
+    def connect(cls, url: str, token: str, *, checkpoint: str | None = None, avatar=None, wait_s: float = 30.0,
+                **options) -> RemoteAnimator:
+        """Dial a worker; with a ``checkpoint`` the keypoint detector runs here (keypoints mode).
+        With ``avatar`` (path or image), waits until the worker is ready; raises a one-line AvatarcamError."""
+        detector = Animator.from_checkpoint(checkpoint, EngineOptions(device="cpu")) if checkpoint else None
+        options.setdefault("mode", "keypoints" if detector is not None else "image")
+        anim = cls(RemoteOptions(url, token, **options), detector)
+        if avatar is not None:
+            anim.set_source(load_image(avatar) if isinstance(avatar, (str, Path)) else avatar)
+            anim.wait_ready(wait_s)
+        return anim
+
+    # state ----------------------------------------------------------------------------------
+    def stats(self) -> RemoteStats:
+        with self._lock:
+            return replace(self._stats, in_flight=len(self._in_flight))
+
+    def describe(self) -> str:
+        s = self.stats()
+        return f"remote {self.remote.url} {s.state}" + (f" rtt {s.rtt_ms:.0f} ms" if s.state == "connected" else "")
+
+    @property
+    def motion(self) -> RelativeMotion:
+        return self._motion
+
+    @motion.setter
+    def motion(self, motion: RelativeMotion) -> None:
+        with self._lock:
+            self._motion = motion
+            self._recalibrate()
+
+    @property
+    def has_source(self) -> bool:
+        return self._source is not None
+
+    @property
+    def is_calibrated(self) -> bool:
+        return self._calibration is not None
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the worker has the avatar ready; one-line AvatarcamError if refused or unreachable."""
+        with self._lock:
+            self._lock.wait_for(lambda: self._source_kp is not None or self._stats.state == "refused", timeout)
+            if self._stats.state == "refused" or self._source_kp is None:
+                why = self._stats.error or "no answer"
+                raise AvatarcamError(f"remote worker {self.remote.url}: {why}")
+
+    def close(self) -> None:
+        self._closed = True
+        self._loop.call_soon_threadsafe(self._restart.set)
+        self._thread.join(timeout=self.remote.timeout_s)
+        with self._lock:
+            self._stats.state = "closed"
+
+    # avatar and neutral pose -----------------------------------------------------------------
+    def prepare_source(self, image: np.ndarray) -> RemoteSource:
+        rgb = to_uint8(resize_square(to_rgb_float(image), self.size))
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        return RemoteSource(rgb.astype(np.float32) / 255.0, buf.tobytes(), avatar_id(buf.tobytes()))
+
+    def use_source(self, source: RemoteSource) -> None:
+        with self._lock:
+            self._source, self._source_kp, self._calibration = source, None, None
+            self._picture, self._in_flight = None, {}
+        self._loop.call_soon_threadsafe(self._restart.set)
+
+    def set_source(self, image: np.ndarray) -> RemoteSource:
+        source = self.prepare_source(image)
+        self.use_source(source)
+        return source
+
+    def detect(self, frame: np.ndarray) -> Keypoints:
+        if self._detector is None:
+            raise AvatarcamError("image mode has no local keypoint detector; use animate(frame)")
+        return self._detector.detect(frame)
+
+    def calibrate(self, frame: np.ndarray | None = None, keypoints: Keypoints | None = None) -> None:
+        if self.remote.mode == "image":  # the worker detects, so it keeps the neutral pose
+            self.request_calibration()
+            return
+        kp = keypoints if keypoints is not None else self.detect(frame)
+        with self._lock:
+            self._neutral, self._calibrate_next = kp, False
+            self._recalibrate()
+
+    def request_calibration(self) -> None:
+        self._calibrate_next = True
+
+    def reset_calibration(self) -> None:
+        with self._lock:
+            self._neutral = self._calibration = None
+
+    def _recalibrate(self) -> None:
+        ready = self._neutral is not None and self._source_kp is not None
+        scale = self._motion.movement_scale(self._source_kp, self._neutral) if ready else 1.0
+        self._calibration = Calibration(self._neutral, scale) if ready else None
+
+    def _driving(self, kp: Keypoints) -> Keypoints | None:
+        """The keypoints to send: relative to the neutral pose, as Animator.animate_keypoints does."""
+        with self._lock:
+            if self._source_kp is None:
+                return None
+            if self._calibration is None or self._calibrate_next:
+                self._neutral, self._calibrate_next = kp, False
+                self._recalibrate()
+            cal = self._calibration
+            return self._motion.apply(self._source_kp, kp, cal.neutral, cal.scale)
+
+    # the per-frame step ----------------------------------------------------------------------
+    def animate(self, frame: np.ndarray, *, keypoint_filter=None, exact: bool = False) -> np.ndarray:
+        """Same contract as Animator.animate. In image mode the filter does not apply (no keypoints here)."""
+        if self.remote.mode == "keypoints":
+            kp = self.detect(frame)
+            return self.animate_keypoints(keypoint_filter(kp) if keypoint_filter is not None else kp, exact=exact)
+        crop = to_uint8(resize_square(to_rgb_float(frame), self.size))
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, UPLINK_JPEG_QUALITY])
+        flags = Flag.CALIBRATE if self._calibrate_next else 0
+        self._calibrate_next = False
+        return self._picture_for(self._submit(Kind.IMAGE, buf.tobytes(), flags), exact)
+
+    def animate_keypoints(self, kp: Keypoints, *, exact: bool = False) -> np.ndarray:
+        """SxSx3 float32 in [0,1]: the newest picture the worker sent (``exact``: the one for ``kp``)."""
+        driving = self._driving(kp)
+        if driving is None:  # the worker has not confirmed the avatar yet
+            return self._picture_for(None, False)
+        arrays = driving.numpy()
+        return self._picture_for(self._submit(Kind.KEYPOINTS, pack_keypoints(arrays["value"],
+                                                                              arrays.get("jacobian"))), exact)
+
+    def _submit(self, kind: Kind, payload: bytes, flags: int = 0) -> int:
+        with self._lock:
+            self._seq += 1
+            if self._pending is not None:
+                self._stats.dropped += 1
+            self._pending = Frame(kind, self._seq, payload, flags)
+        self._loop.call_soon_threadsafe(self._wake.set)
+        return self._seq
+
+    def _picture_for(self, seq: int | None, exact: bool) -> np.ndarray:
+        """Wait briefly for a picture not returned before (``exact``: for frame ``seq``), else hold the last."""
+        with self._lock:
+            if exact and seq is not None:
+                if not self._lock.wait_for(lambda: self._picture_seq >= seq, self.remote.timeout_s):
+                    raise AvatarcamError(f"remote worker {self.remote.url}: no picture for frame {seq} within "
+                                         f"{self.remote.timeout_s:g} s ({self._stats.state})")
+            elif seq is not None:
+                self._lock.wait_for(lambda: self._picture_seq > self._returned_seq, self.remote.frame_wait_s)
+            self._returned_seq = self._picture_seq
+            if self._picture is not None:
+                return self._picture.astype(np.float32) / 255.0
+            return self._source.image if self._source is not None else np.zeros((self.size,) * 2 + (3,), np.float32)
+
+    # the connection (loop thread) ------------------------------------------------------------
+    async def _connection_loop(self) -> None:
+        delay = self.remote.backoff_s[0]
+        while not self._closed:
+            self._restart.clear()
+            source = self._source
+            if source is None:
+                await self._restart.wait()
+                continue
+            session = asyncio.ensure_future(self._session(source))
+            restart = asyncio.ensure_future(self._restart.wait())
+            await asyncio.wait({session, restart}, return_when=asyncio.FIRST_COMPLETED)
+            restart.cancel()
+            failed = session.done() and not session.cancelled() and session.exception() is not None
+            session.cancel()
+            await asyncio.gather(session, return_exceptions=True)
+            self._link_lost(session.exception() if failed else None)
+            if self._restart.is_set() or not failed:
+                delay = self.remote.backoff_s[0]
+                continue
+            with self._lock:
+                refused = self._stats.state == "refused"
+            await self._sleep_or_restart(None if refused else delay)
+            delay = min(delay * 2, self.remote.backoff_s[1])
+
+    async def _sleep_or_restart(self, delay: float | None) -> None:
+        try:  # a refusal waits for a new avatar (or close) instead of hammering the worker
+            await asyncio.wait_for(self._restart.wait(), delay)
+        except TimeoutError:
+            pass
+
+    def _link_lost(self, err: BaseException | None) -> None:
+        with self._lock:
+            self._stats.dropped += len(self._in_flight)
+            self._in_flight.clear()
+            if isinstance(err, Refused):
+                self._stats.state, self._stats.error = "refused", str(err)
+            elif err is not None and not self._closed:
+                self._stats.state, self._stats.error = "reconnecting", f"{type(err).__name__}: {err}"
+                self._stats.reconnects += 1
+            self._lock.notify_all()
+
+    async def _session(self, source: RemoteSource) -> None:
+        import websockets
+
+        headers = {"Authorization": f"Bearer {self.remote.token}", MULTIPLEX_HEADER: source.key}
+        async with websockets.connect(self.remote.session_url, additional_headers=headers, max_size=MAX_MESSAGE_BYTES,
+                                      open_timeout=self.remote.timeout_s, ping_interval=None) as ws:
+            await ws.send(control("hello", version=PROTOCOL_VERSION, avatar=source.key, mode=self.remote.mode,
+                                  downlink=self.remote.downlink, quality=self.remote.quality))
+            msg = await self._control(ws, ("ready", "need_avatar"))
+            if msg["type"] == "need_avatar":
+                await ws.send(Frame(Kind.AVATAR, 0, source.data).pack())
+                msg = await self._control(ws, ("ready",))
+            self._on_ready(msg)
+            tasks = [asyncio.ensure_future(t) for t in (self._send_loop(ws), self._receive_loop(ws),
+                                                         self._heartbeat(ws))]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    task.result()
+            finally:
+                for task in tasks:
+                    task.cancel()
+
+    async def _control(self, ws, expected: tuple[str, ...]) -> dict:
+        text = await asyncio.wait_for(ws.recv(), self.remote.timeout_s)
+        if not isinstance(text, str):
+            raise ProtocolError("bad_message", "expected a control message from the worker")
+        msg = parse_control(text, expected + ("error",))
+        if msg["type"] == "error":
+            raise Refused(msg["message"]) if msg["fatal"] else ProtocolError(msg["code"], msg["message"])
+        return msg
+
+    def _on_ready(self, msg: dict) -> None:
+        value, jacobian = keypoints_from_json(msg["keypoints"])
+        with self._lock:
+            self._source_kp = Keypoints.from_numpy(value, jacobian)
+            self._recalibrate()
+            self._stats.state, self._stats.replica, self._stats.error = "connected", msg["replica"], ""
+            self._last_heard = time.monotonic()
+            self._lock.notify_all()
+        self._wake.set()
+
+    async def _send_loop(self, ws) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                frame = self._pending if len(self._in_flight) < self.remote.max_in_flight else None
+                if frame is not None:
+                    self._pending, frame = None, replace(frame, t_sent=time.monotonic())
+                    self._in_flight[frame.seq] = frame.t_sent
+                    self._stats.sent += 1
+            if frame is not None:
+                await ws.send(frame.pack())
+
+    async def _receive_loop(self, ws) -> None:
+        async for message in ws:
+            self._last_heard = time.monotonic()
+            if isinstance(message, str):
+                self._on_control(parse_control(message, ("pong", "error")))
+            else:
+                self._on_picture(unpack_frame(message, (Kind.PICTURE,)))
+        raise ConnectionError("the worker closed the connection")
+
+    def _on_control(self, msg: dict) -> None:
+        if msg["type"] == "error":
+            if msg["fatal"]:
+                raise Refused(msg["message"])
+            with self._lock:  # a refused frame gets no picture: do not wait for it
+                self._stats.error = msg["message"]
+                self._stats.dropped += len(self._in_flight)
+                self._in_flight.clear()
+        elif not self._in_flight:  # an idle link: the heartbeat is the round-trip measurement
+            self._rtts.append((time.monotonic() - msg["t"]) * 1000)
+        self._wake.set()
+
+    def _on_picture(self, frame: Frame) -> None:
+        now = time.monotonic()
+        picture = decode_picture(frame.payload, self.remote.downlink)
+        with self._lock:
+            older = [seq for seq in self._in_flight if seq < frame.seq]
+            for seq in older:  # newest wins on the worker too: these will never be answered
+                del self._in_flight[seq]
+            self._stats.dropped += len(older)
+            self._in_flight.pop(frame.seq, None)
+            if frame.seq > self._picture_seq:
+                self._picture, self._picture_seq = picture, frame.seq
+                self._stats.received += 1
+                self._rtts.append((now - frame.t_sent) * 1000)
+                self._stats.rtt_ms, self._stats.server_ms = float(np.median(self._rtts)), frame.server_ms
+            self._lock.notify_all()
+        self._wake.set()
+
+    async def _heartbeat(self, ws) -> None:
+        while True:
+            await asyncio.sleep(self.remote.heartbeat_s)
+            if time.monotonic() - self._last_heard > self.remote.timeout_s:
+                raise TimeoutError(f"no answer from the worker for {self.remote.timeout_s:g} s")
+            await ws.send(control("ping", t=time.monotonic()))

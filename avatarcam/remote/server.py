@@ -1,0 +1,257 @@
+"""The GPU worker: a Ray Serve application with a FastAPI WebSocket ingress.
+
+``AvatarWorker`` replicas each hold one Animator. A calling session is one WebSocket on
+``/session``; Ray Serve routes it by the ``serve_multiplexed_model_id`` header (the avatar's sha256)
+to a replica that already has that avatar prepared (``@serve.multiplexed``, LRU-bounded per replica).
+Frames of all sessions on a replica meet in ``@serve.batch`` and go through ONE batched decoder
+forward (``Animator.animate_batch``), each with its own avatar. Avatar files live once per cluster in
+the ``AvatarStore`` deployment (content-addressed, bounded bytes, LRU).
+"""
+
+# no `from __future__ import annotations`: FastAPI must see the real WebSocket type of the handlers
+import asyncio
+import hashlib
+import hmac
+import time
+from collections import OrderedDict
+
+import numpy as np
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from ray import serve
+
+from ..engine import AnimateJob, Animator, EngineOptions, Keypoints, PreparedSource
+from ..imaging import to_uint8
+from .protocol import (
+    MULTIPLEX_HEADER, PICTURE_ENCODING, TOKEN_HEADER, Flag, Frame, Kind, ProtocolError, avatar_id, control,
+    decode_image, encode_picture, keypoints_to_json, parse_control, unpack_frame, unpack_keypoints,
+)
+
+APP_NAME = "avatarcam"
+SESSIONS_PER_REPLICA = 64  # long-lived WebSockets: each holds one of the replica's ongoing requests
+AVATARS_PER_REPLICA = 16  # prepared avatars kept per replica (LRU; a full-size one is a few MB)
+STORE_BYTES = 512 << 20  # avatar files kept by the store (LRU)
+MAX_BATCH = 8
+BATCH_WAIT_S = 0.002  # how long the first frame of a batch waits for company
+HELLO_TIMEOUT_S = 10.0
+MAX_UPLINK_CROP_PIXELS = 1024 * 1024
+CLOSE_CODES = {"unauthorized": 4401, "too_large": 1009}
+
+app = FastAPI(title="avatarcam worker")
+
+
+def token_digest(token: str) -> str:
+    """The server keeps only this (it travels in the deployment's arguments, not the token)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@serve.deployment(num_replicas=1, max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
+class AvatarStore:
+    """Avatar files by sha256, uploaded once per cluster; least recently used dropped past ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = STORE_BYTES) -> None:
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._max_bytes, self._bytes = max_bytes, 0
+
+    def has(self, key: str) -> bool:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return True
+        return False
+
+    def get(self, key: str) -> bytes | None:
+        return self._items.get(key)
+
+    def put(self, data: bytes) -> str:
+        key = avatar_id(data)
+        if key not in self._items:
+            self._items[key] = data
+            self._bytes += len(data)
+        self._items.move_to_end(key)
+        while self._bytes > self._max_bytes and len(self._items) > 1:
+            self._bytes -= len(self._items.popitem(last=False)[1])
+        return key
+
+
+async def _receive(ws: WebSocket) -> dict:
+    msg = await ws.receive()
+    if msg["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(msg.get("code", 1000))
+    return msg
+
+
+class Session:
+    """One caller. The receiver keeps only the newest unprocessed frame (newest wins: an older one
+    waiting is dropped), so a slow replica never builds a queue; the processor renders it."""
+
+    def __init__(self, ws: WebSocket, worker: "AvatarWorker", hello: dict, prepared: PreparedSource) -> None:
+        self.ws, self.worker, self.prepared = ws, worker, prepared
+        self.mode, self.downlink, self.quality = hello["mode"], hello["downlink"], hello["quality"]
+        self.allowed = (Kind.KEYPOINTS,) if self.mode == "keypoints" else (Kind.IMAGE,)
+        self.calibration = None  # image mode only: the client cannot compute keypoints itself
+        self.dropped = 0
+        self._latest: Frame | None = None
+        self._last_seq = 0
+        self._wake = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, message: str | bytes) -> None:
+        async with self._send_lock:
+            if isinstance(message, bytes):
+                await self.ws.send_bytes(message)
+            else:
+                await self.ws.send_text(message)
+
+    async def run(self) -> None:
+        processor = asyncio.create_task(self._process())
+        try:
+            await self._receive_loop()
+        finally:
+            processor.cancel()
+            await asyncio.gather(processor, return_exceptions=True)
+
+    async def _receive_loop(self) -> None:
+        while True:
+            msg = await _receive(self.ws)
+            try:
+                if msg.get("text") is not None:
+                    ping = parse_control(msg["text"], ("ping",))
+                    await self.send(control("pong", t=ping["t"]))
+                else:
+                    self._accept(unpack_frame(msg.get("bytes") or b"", self.allowed))
+            except ProtocolError as err:
+                if err.fatal:
+                    raise
+                await self.send(control("error", code=err.code, message=err.message, fatal=False))
+
+    def _accept(self, frame: Frame) -> None:
+        if frame.seq <= self._last_seq:
+            raise ProtocolError("out_of_order", f"frame {frame.seq} arrived after frame {self._last_seq}; dropped")
+        self._last_seq = frame.seq
+        if self._latest is not None:
+            self.dropped += 1
+        self._latest = frame
+        self._wake.set()
+
+    async def _process(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            frame, self._latest = self._latest, None
+            t0 = time.perf_counter()
+            try:
+                picture = to_uint8(await self.worker.decode(await self._job(frame)))
+            except ProtocolError as err:
+                await self.send(control("error", code=err.code, message=f"frame {frame.seq}: {err.message}",
+                                        fatal=False))
+                continue
+            payload = encode_picture(picture, self.downlink, self.quality)
+            server_ms = (time.perf_counter() - t0) * 1000
+            await self.send(Frame(Kind.PICTURE, frame.seq, payload, PICTURE_ENCODING[self.downlink],
+                                  frame.t_sent, server_ms).pack())
+
+    async def _job(self, frame: Frame) -> AnimateJob:
+        if frame.kind == Kind.KEYPOINTS:  # already relative to the neutral pose (done on the client)
+            value, jacobian = unpack_keypoints(frame.payload)
+            if value.shape[1] != self.prepared.keypoints.value.shape[1]:
+                raise ProtocolError("bad_keypoints", f"{value.shape[1]} keypoints sent; this model uses "
+                                    f"{self.prepared.keypoints.value.shape[1]}")
+            return AnimateJob(self.prepared, Keypoints.from_numpy(value, jacobian))
+        crop = decode_image(frame.payload, "face crop", MAX_UPLINK_CROP_PIXELS)
+        kp = await asyncio.to_thread(self.worker.animator.detect, crop)
+        if self.calibration is None or frame.flags & Flag.CALIBRATE:
+            self.calibration = self.worker.animator.make_calibration(self.prepared, kp)
+        return AnimateJob(self.prepared, kp, self.calibration)
+
+
+@serve.deployment(max_ongoing_requests=SESSIONS_PER_REPLICA, ray_actor_options={"num_cpus": 1})
+@serve.ingress(app)
+class AvatarWorker:
+    def __init__(self, checkpoint: str, store, token_sha256: str, engine: dict | None = None,
+                 max_batch: int = MAX_BATCH, torch_threads: int = 0) -> None:
+        if torch_threads:
+            import torch
+
+            torch.set_num_threads(torch_threads)
+        self.animator = Animator.from_checkpoint(checkpoint, EngineOptions(**(engine or {})))
+        self.store, self._token_sha256 = store, token_sha256
+        self.replica = serve.get_replica_context().replica_id.unique_id
+        self.decode.set_max_batch_size(max_batch)
+        self.batch_sizes: list[int] = []  # recent batch sizes (healthz: shows batching at work)
+
+    @app.get("/healthz")
+    async def healthz(self) -> dict:
+        recent = self.batch_sizes[-100:]
+        return {"status": "ok", "engine": self.animator.describe(), "replica": self.replica,
+                "mean_batch": round(float(np.mean(recent)), 2) if recent else 0.0}
+
+    @serve.multiplexed(max_num_models_per_replica=AVATARS_PER_REPLICA)
+    async def prepared_avatar(self, key: str) -> PreparedSource:
+        data = await self.store.get.remote(key)
+        if data is None:
+            raise ProtocolError("unknown_avatar", f"avatar {key[:12]}... is not on the server; upload it", True)
+        return await asyncio.to_thread(self.animator.prepare_source, decode_image(data, "avatar"))
+
+    @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
+    async def decode(self, jobs: list[AnimateJob]) -> list[np.ndarray]:
+        self.batch_sizes = self.batch_sizes[-999:] + [len(jobs)]
+        return list(await asyncio.to_thread(self.animator.animate_batch, jobs))
+
+    @app.websocket("/session")
+    async def session(self, ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            hello = await self._handshake(ws)
+            prepared = await self.prepared_avatar(hello["avatar"])
+            kp = prepared.keypoints.numpy()
+            await ws.send_text(control("ready", avatar=hello["avatar"], size=self.animator.size, replica=self.replica,
+                                       keypoints=keypoints_to_json(kp["value"], kp.get("jacobian"))))
+            await Session(ws, self, hello, prepared).run()
+        except ProtocolError as err:
+            await self._refuse(ws, err)
+        except WebSocketDisconnect:
+            pass
+
+    async def _handshake(self, ws: WebSocket) -> dict:
+        """Token, hello, and the avatar upload if this cluster has never seen the avatar."""
+        given = ws.headers.get(TOKEN_HEADER, "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(token_digest(given), self._token_sha256):
+            raise ProtocolError("unauthorized", "wrong or missing token; use the token the server was started "
+                                "with (--token or $AVATARCAM_TOKEN)", fatal=True)
+        msg = await asyncio.wait_for(_receive(ws), HELLO_TIMEOUT_S)
+        hello = parse_control(msg.get("text") or "", ("hello",))
+        routed = ws.headers.get(MULTIPLEX_HEADER)
+        if routed is not None and routed != hello["avatar"]:
+            raise ProtocolError("bad_message", f"the {MULTIPLEX_HEADER} header must be the avatar id", fatal=True)
+        if not await self.store.has.remote(hello["avatar"]):
+            await ws.send_text(control("need_avatar", avatar=hello["avatar"]))
+            upload = await asyncio.wait_for(_receive(ws), HELLO_TIMEOUT_S)
+            data = unpack_frame(upload.get("bytes") or b"", (Kind.AVATAR,)).payload
+            if avatar_id(data) != hello["avatar"]:
+                raise ProtocolError("unknown_avatar", "the uploaded avatar does not match its id (sha256)", True)
+            decode_image(data, "avatar")  # refuse a bad file before anyone stores it
+            await self.store.put.remote(data)
+        return hello
+
+    @staticmethod
+    async def _refuse(ws: WebSocket, err: ProtocolError) -> None:
+        try:
+            await ws.send_text(control("error", code=err.code, message=err.message, fatal=True))
+            await ws.close(CLOSE_CODES.get(err.code, 4400), err.code)
+        except (WebSocketDisconnect, RuntimeError):  # the caller already left
+            pass
+
+
+def build_app(checkpoint: str, token: str, *, replicas: int = 1, gpus_per_replica: float = 0.0,
+              cpus_per_replica: float = 1.0, engine: dict | None = None, max_batch: int = MAX_BATCH,
+              torch_threads: int = 0):
+    """The Serve application: ``replicas`` AvatarWorkers sharing one AvatarStore."""
+    worker = AvatarWorker.options(num_replicas=replicas,
+                                  ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica})
+    return worker.bind(str(checkpoint), AvatarStore.bind(), token_digest(token), engine or {}, max_batch,
+                       torch_threads)
+
+
+def start(application, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Deploy on the connected Ray instance and start its HTTP proxy on ``host:port``."""
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(application, name=APP_NAME, route_prefix="/", blocking=False)
