@@ -29,12 +29,28 @@ from ..engine.options import check_choice
 from ..errors import AvatarcamError
 from ..imaging import load_image, resize_square, to_rgb_float, to_uint8
 from .protocol import (
-    DEFAULT_QUALITY, DOWNLINKS, MAX_MESSAGE_BYTES, MODES, MULTIPLEX_HEADER, PROTOCOL_VERSION, QUALITY_RANGE,
-    Flag, Frame, Kind, ProtocolError, avatar_id, control, decode_picture, keypoints_from_json, pack_keypoints,
-    parse_control, unpack_frame,
+    DEFAULT_QUALITY,
+    DOWNLINKS,
+    MAX_MESSAGE_BYTES,
+    MODES,
+    MULTIPLEX_HEADER,
+    PROTOCOL_VERSION,
+    QUALITY_RANGE,
+    Flag,
+    Frame,
+    Kind,
+    ProtocolError,
+    avatar_id,
+    control,
+    decode_picture,
+    keypoints_from_json,
+    pack_keypoints,
+    parse_control,
+    unpack_frame,
 )
 
 UPLINK_JPEG_QUALITY = 90  # image mode: the face crop
+REFUSAL_CODES = (4400, 4401, 1009)  # close codes the worker uses for a fatal ProtocolError
 
 
 class Refused(Exception):
@@ -75,7 +91,7 @@ class RemoteOptions:
 @dataclass
 class RemoteStats:
     state: str = "connecting"  # connecting | connected | reconnecting | refused | closed
-    rtt_ms: float = 0.0  # median of the last 30 round trips
+    rtt_ms: float = 0.0  # median of the last round trips
     server_ms: float = 0.0  # the worker's share of the last round trip
     in_flight: int = 0
     sent: int = 0
@@ -116,7 +132,7 @@ class RemoteAnimator:
         self._in_flight: dict[int, float] = {}
         self._picture: np.ndarray | None = None
         self._picture_seq = self._returned_seq = 0
-        self._rtts: deque[float] = deque(maxlen=30)
+        self._rtts: deque[float] = deque(maxlen=1000)
         self._loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()  # loop side: something to send
         self._restart = asyncio.Event()  # loop side: the avatar changed, dial again
@@ -134,14 +150,23 @@ class RemoteAnimator:
         options.setdefault("mode", "keypoints" if detector is not None else "image")
         anim = cls(RemoteOptions(url, token, **options), detector)
         if avatar is not None:
-            anim.set_source(load_image(avatar) if isinstance(avatar, (str, Path)) else avatar)
-            anim.wait_ready(wait_s)
+            try:
+                anim.set_source(load_image(avatar) if isinstance(avatar, (str, Path)) else avatar)
+                anim.wait_ready(wait_s)
+            except BaseException:
+                anim.close()
+                raise
         return anim
 
     # state ----------------------------------------------------------------------------------
     def stats(self) -> RemoteStats:
         with self._lock:
             return replace(self._stats, in_flight=len(self._in_flight))
+
+    def round_trips(self) -> list[float]:
+        """The last (up to 1000) round-trip times in ms, oldest first."""
+        with self._lock:
+            return list(self._rtts)
 
     def describe(self) -> str:
         s = self.stats()
@@ -322,6 +347,16 @@ class RemoteAnimator:
             self._lock.notify_all()
 
     async def _session(self, source: RemoteSource) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            await self._talk(source)
+        except ConnectionClosed as err:
+            if err.rcvd is not None and err.rcvd.code in REFUSAL_CODES:  # the worker closed with a reason
+                raise Refused(err.rcvd.reason or f"refused (close code {err.rcvd.code})") from None
+            raise
+
+    async def _talk(self, source: RemoteSource) -> None:
         import websockets
 
         headers = {"Authorization": f"Bearer {self.remote.token}", MULTIPLEX_HEADER: source.key}
@@ -394,7 +429,8 @@ class RemoteAnimator:
                 self._stats.dropped += len(self._in_flight)
                 self._in_flight.clear()
         elif not self._in_flight:  # an idle link: the heartbeat is the round-trip measurement
-            self._rtts.append((time.monotonic() - msg["t"]) * 1000)
+            with self._lock:
+                self._note_rtt(time.monotonic() - msg["t"])
         self._wake.set()
 
     def _on_picture(self, frame: Frame) -> None:
@@ -409,10 +445,14 @@ class RemoteAnimator:
             if frame.seq > self._picture_seq:
                 self._picture, self._picture_seq = picture, frame.seq
                 self._stats.received += 1
-                self._rtts.append((now - frame.t_sent) * 1000)
-                self._stats.rtt_ms, self._stats.server_ms = float(np.median(self._rtts)), frame.server_ms
+                self._note_rtt(now - frame.t_sent)
+                self._stats.server_ms = frame.server_ms
             self._lock.notify_all()
         self._wake.set()
+
+    def _note_rtt(self, seconds: float) -> None:
+        self._rtts.append(seconds * 1000)
+        self._stats.rtt_ms = float(np.median(list(self._rtts)[-30:]))
 
     async def _heartbeat(self, ws) -> None:
         while True:

@@ -12,6 +12,7 @@ the ``AvatarStore`` deployment (content-addressed, bounded bytes, LRU).
 import asyncio
 import hashlib
 import hmac
+import os
 import time
 from collections import OrderedDict
 
@@ -22,8 +23,21 @@ from ray import serve
 from ..engine import AnimateJob, Animator, EngineOptions, Keypoints, PreparedSource
 from ..imaging import to_uint8
 from .protocol import (
-    MULTIPLEX_HEADER, PICTURE_ENCODING, TOKEN_HEADER, Flag, Frame, Kind, ProtocolError, avatar_id, control,
-    decode_image, encode_picture, keypoints_to_json, parse_control, unpack_frame, unpack_keypoints,
+    MULTIPLEX_HEADER,
+    PICTURE_ENCODING,
+    TOKEN_HEADER,
+    Flag,
+    Frame,
+    Kind,
+    ProtocolError,
+    avatar_id,
+    control,
+    decode_image,
+    encode_picture,
+    keypoints_to_json,
+    parse_control,
+    unpack_frame,
+    unpack_keypoints,
 )
 
 APP_NAME = "avatarcam"
@@ -37,6 +51,15 @@ MAX_UPLINK_CROP_PIXELS = 1024 * 1024
 CLOSE_CODES = {"unauthorized": 4401, "too_large": 1009}
 
 app = FastAPI(title="avatarcam worker")
+
+
+def rss_mb() -> float | None:
+    """This process's resident memory (Linux), for /healthz and the load test."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return None
 
 
 def token_digest(token: str) -> str:
@@ -182,7 +205,7 @@ class AvatarWorker:
     async def healthz(self) -> dict:
         recent = self.batch_sizes[-100:]
         return {"status": "ok", "engine": self.animator.describe(), "replica": self.replica,
-                "mean_batch": round(float(np.mean(recent)), 2) if recent else 0.0}
+                "mean_batch": round(float(np.mean(recent)), 2) if recent else 0.0, "rss_mb": rss_mb()}
 
     @serve.multiplexed(max_num_models_per_replica=AVATARS_PER_REPLICA)
     async def prepared_avatar(self, key: str) -> PreparedSource:
@@ -236,7 +259,7 @@ class AvatarWorker:
     async def _refuse(ws: WebSocket, err: ProtocolError) -> None:
         try:
             await ws.send_text(control("error", code=err.code, message=err.message, fatal=True))
-            await ws.close(CLOSE_CODES.get(err.code, 4400), err.code)
+            await ws.close(CLOSE_CODES.get(err.code, 4400), err.message[:120])  # a close reason holds 123 bytes
         except (WebSocketDisconnect, RuntimeError):  # the caller already left
             pass
 

@@ -1,0 +1,304 @@
+"""The remote worker end to end: real Ray Serve on 127.0.0.1, real WebSockets, the reduced model.
+
+One Ray instance and one two-replica worker for the whole session (tests/remote_fixtures.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+from helpers import wait_until
+
+from avatarcam.engine import Animator, EngineOptions
+from avatarcam.errors import AvatarcamError
+from avatarcam.imaging import to_uint8
+from avatarcam.remote.client import RemoteAnimator, RemoteOptions
+from avatarcam.remote.protocol import (
+    PROTOCOL_VERSION,
+    Frame,
+    Kind,
+    avatar_id,
+    control,
+    pack_keypoints,
+    parse_control,
+    unpack_frame,
+)
+
+pytest_plugins = ["remote_fixtures"]
+pytest.importorskip("ray.serve")
+websockets_sync = pytest.importorskip("websockets.sync.client")
+
+
+def _square(image: np.ndarray, size: int = 256) -> np.ndarray:
+    h, w = image.shape[:2]
+    side = min(h, w)
+    crop = image[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def avatars(astronaut):
+    from skimage.data import coffee
+
+    return _square(astronaut), _square(coffee())
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Driving frames: a face-sized picture moving a little (bounded count: 6)."""
+    from skimage.data import chelsea
+
+    base = chelsea()
+    return [np.ascontiguousarray(base[10 + 6 * i:310 + 6 * i, 60 + 4 * i:360 + 4 * i]) for i in range(6)]
+
+
+def _local(checkpoint, avatar) -> Animator:
+    anim = Animator.from_checkpoint(checkpoint, EngineOptions(device="cpu", precision="fp32"))
+    anim.set_source(avatar)
+    return anim
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def _png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+def _raw_session(worker, avatar: np.ndarray, mode: str = "keypoints"):
+    """A hand-driven WebSocket session past the handshake (uploads the avatar if asked)."""
+    data = _png(avatar)
+    ws = websockets_sync.connect(worker.url + "/session", open_timeout=20,
+                                 additional_headers={"Authorization": f"Bearer {worker.token}"})
+    ws.send(control("hello", version=PROTOCOL_VERSION, avatar=avatar_id(data), mode=mode, downlink="raw",
+                    quality=90))
+    msg = parse_control(ws.recv(timeout=20), ("ready", "need_avatar"))
+    if msg["type"] == "need_avatar":
+        ws.send(Frame(Kind.AVATAR, 0, data).pack())
+        msg = parse_control(ws.recv(timeout=20), ("ready",))
+    return ws, msg
+
+
+def _kp_frame(seq: int, k: int = 10) -> bytes:
+    value = np.random.default_rng(seq).uniform(-0.5, 0.5, (1, k, 2)).astype(np.float32)
+    jac = np.tile(np.eye(2, dtype=np.float32), (1, k, 1, 1))
+    return Frame(Kind.KEYPOINTS, seq, pack_keypoints(value, jac)).pack()
+
+
+def _expect(ws, kind: str):
+    """The next message: a picture ("picture") or a control message of type ``kind``."""
+    msg = ws.recv(timeout=20)
+    if kind == "picture":
+        assert isinstance(msg, bytes), msg
+        return unpack_frame(msg, (Kind.PICTURE,))
+    return parse_control(msg, (kind,))
+
+
+# correctness --------------------------------------------------------------------------------
+def test_remote_output_equals_local_output(remote_worker, avatars, frames):
+    local = _local(remote_worker.checkpoint, avatars[0])
+    expected = [to_uint8(local.animate(f)) for f in frames]
+    for downlink in ("raw", "png"):  # lossless: only fp32 noise may flip a rounding
+        remote = RemoteAnimator.connect(remote_worker.url, remote_worker.token, checkpoint=remote_worker.checkpoint,
+                                        avatar=avatars[0], downlink=downlink)
+        try:
+            got = [to_uint8(remote.animate(f, exact=True)) for f in frames]
+        finally:
+            remote.close()
+        for g, e in zip(got, expected, strict=True):
+            assert np.abs(g.astype(int) - e).max() <= 1, downlink
+    remote = RemoteAnimator.connect(remote_worker.url, remote_worker.token, checkpoint=remote_worker.checkpoint,
+                                    avatar=avatars[0], downlink="jpeg", quality=90)
+    try:
+        psnr = min(_psnr(to_uint8(remote.animate(f, exact=True)), e) for f, e in zip(frames, expected, strict=True))
+    finally:
+        remote.close()
+    print(f"JPEG q90 downlink: worst PSNR vs local {psnr:.1f} dB")
+    assert psnr > 30.0
+
+
+def test_image_mode_matches_local_on_the_same_jpeg_crop(remote_worker, avatars, frames):
+    """Image mode: the worker detects keypoints and keeps the neutral pose (first frame) itself."""
+    local = _local(remote_worker.checkpoint, avatars[0])
+    remote = RemoteAnimator.connect(remote_worker.url, remote_worker.token, avatar=avatars[0], downlink="raw")
+    try:
+        assert remote.remote.mode == "image"
+        for f in frames[:3]:
+            crop = to_uint8(cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) / 255.0)
+            sent = cv2.imdecode(cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
+                                             [cv2.IMWRITE_JPEG_QUALITY, 90])[1], cv2.IMREAD_COLOR)
+            expected = to_uint8(local.animate(cv2.cvtColor(sent, cv2.COLOR_BGR2RGB)))
+            got = to_uint8(remote.animate(f, exact=True))
+            assert np.abs(got.astype(int) - expected).max() <= 1
+    finally:
+        remote.close()
+
+
+def test_two_sessions_get_only_their_own_avatar_and_keep_their_replica(remote_worker, avatars, frames):
+    locals_ = [_local(remote_worker.checkpoint, a) for a in avatars]
+    expected = [[to_uint8(local.animate(f)) for f in frames] for local in locals_]
+    assert np.abs(expected[0][0].astype(int) - expected[1][0]).mean() > 5  # the avatars look different
+    clients = [RemoteAnimator.connect(remote_worker.url, remote_worker.token, checkpoint=remote_worker.checkpoint,
+                                      avatar=a, downlink="raw") for a in avatars]
+    results: dict[int, list[np.ndarray]] = {0: [], 1: []}
+
+    def stream(i: int) -> None:
+        results[i] = [to_uint8(clients[i].animate(f, exact=True)) for f in frames]
+
+    try:
+        threads = [threading.Thread(target=stream, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for i in (0, 1):
+            for got, own in zip(results[i], expected[i], strict=True):
+                assert np.abs(got.astype(int) - own).max() <= 1, f"session {i} got another avatar's frame"
+        first = [c.stats().replica for c in clients]
+        for _ in range(3):  # new sessions for the same avatars land where the avatar is prepared
+            for client, avatar in zip(clients, avatars, strict=True):
+                client.set_source(avatar)
+                client.wait_ready(30)
+            assert [c.stats().replica for c in clients] == first
+    finally:
+        for c in clients:
+            c.close()
+
+
+# faults -------------------------------------------------------------------------------------
+def test_wrong_or_missing_token_is_refused_with_one_clear_error(remote_worker, avatars):
+    anim = RemoteAnimator(RemoteOptions(remote_worker.url, "not-the-token", mode="image"))
+    try:
+        anim.set_source(avatars[0])
+        with pytest.raises(AvatarcamError, match="wrong or missing token"):
+            anim.wait_ready(30)
+        assert anim.stats().state == "refused" and anim.stats().reconnects == 0  # no retry storm
+    finally:
+        anim.close()
+    ws = websockets_sync.connect(remote_worker.url + "/session", open_timeout=20)  # no token at all
+    msg = _expect(ws, "error")
+    assert msg["code"] == "unauthorized" and msg["fatal"]
+    with pytest.raises(Exception) as closed:
+        ws.recv(timeout=20)
+    assert closed.value.rcvd.code == 4401
+
+
+def test_unknown_avatar_needs_an_upload_matching_its_id(remote_worker):
+    ws = websockets_sync.connect(remote_worker.url + "/session", open_timeout=20,
+                                 additional_headers={"Authorization": f"Bearer {remote_worker.token}"})
+    ws.send(control("hello", version=PROTOCOL_VERSION, avatar="0" * 64, mode="keypoints", downlink="raw",
+                    quality=90))
+    assert _expect(ws, "need_avatar")["avatar"] == "0" * 64
+    ws.send(Frame(Kind.AVATAR, 0, _png(np.zeros((64, 64, 3), np.uint8))).pack())  # not the file "0"*64 names
+    msg = _expect(ws, "error")
+    assert msg["code"] == "unknown_avatar" and "sha256" in msg["message"]
+    ws.close()
+
+
+def test_malformed_oversized_and_out_of_order_messages(remote_worker, avatars):
+    ws, ready = _raw_session(remote_worker, avatars[1])
+    assert ready["size"] == 256
+    ws.send(_kp_frame(1))
+    assert _expect(ws, "picture").seq == 1
+    ws.send(b"\x00garbage")
+    assert _expect(ws, "error")["code"] == "bad_frame"
+    ws.send(_kp_frame(1))  # a sequence number already used
+    assert _expect(ws, "error")["code"] == "out_of_order"
+    ws.send("{not json")
+    assert _expect(ws, "error")["code"] == "bad_message"
+    ws.send(_kp_frame(2, k=5))  # the model has 10 keypoints
+    assert _expect(ws, "error")["code"] == "bad_keypoints"
+    ws.send(_kp_frame(5))  # the session survived all of that
+    assert _expect(ws, "picture").seq == 5
+    ws.send(Frame(Kind.KEYPOINTS, 6, b"\0" * 5000).pack())
+    assert _expect(ws, "error")["code"] == "too_large"
+    with pytest.raises(Exception) as closed:
+        ws.recv(timeout=20)
+    assert closed.value.rcvd.code == 1009
+
+
+def test_clients_leaving_mid_frame_do_not_hurt_the_worker(remote_worker, avatars):
+    for seq in range(1, 4):
+        ws, _ = _raw_session(remote_worker, avatars[1])
+        ws.send(_kp_frame(seq))
+        if seq == 3:
+            ws.socket.close()  # no closing handshake: the TCP connection just goes away
+        else:
+            ws.close()
+    ws, _ = _raw_session(remote_worker, avatars[1])
+    ws.send(_kp_frame(1))
+    assert _expect(ws, "picture").seq == 1
+    ws.close()
+    assert remote_worker.health()["status"] == "ok"
+
+
+def test_load_concurrent_sessions(remote_worker, avatars, frames):
+    """K sessions for a bounded number of frames each, newest-wins pipelining (2 in flight)."""
+    sessions, per_session = 4, 25
+    rss_before = {h["replica"]: h["rss_mb"] for h in (remote_worker.health() for _ in range(6))}
+    clients = [RemoteAnimator.connect(remote_worker.url, remote_worker.token, checkpoint=remote_worker.checkpoint,
+                                      avatar=avatars[i % 2]) for i in range(sessions)]
+    kps = [clients[0].detect(f) for f in frames]
+
+    def stream(client: RemoteAnimator) -> None:
+        for i in range(per_session):
+            out = client.animate_keypoints(kps[i % len(kps)])
+            assert out.shape == (256, 256, 3)
+        client.animate_keypoints(kps[0], exact=True)  # drain: the last frame is always answered
+
+    try:
+        threads = [threading.Thread(target=stream, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        stats = [c.stats() for c in clients]
+        rtts = np.concatenate([c.round_trips() for c in clients])
+    finally:
+        for c in clients:
+            c.close()
+    rss_after = {h["replica"]: h["rss_mb"] for h in (remote_worker.health() for _ in range(6))}
+    p50, p95 = np.percentile(rtts, [50, 95])
+    print(f"load: {sessions} sessions, received {[s.received for s in stats]}, dropped "
+          f"{[s.dropped for s in stats]}, rtt p50 {p50:.1f} ms p95 {p95:.1f} ms, "
+          f"replica RSS MB before {rss_before} after {rss_after}")
+    for s in stats:
+        assert s.state == "connected" and s.error == ""
+        assert s.in_flight == 0 and s.received <= s.sent
+        assert 1 <= s.received <= per_session + 1
+    for replica, after in rss_after.items():
+        if replica in rss_before and after is not None:
+            assert after - rss_before[replica] < 300, "replica memory grew under load"
+
+
+def test_worker_killed_mid_stream_client_holds_then_resumes(remote_worker, avatars, frames):
+    """Runs last: it kills a replica (Serve starts a new one). Nothing crashes; the stream resumes."""
+    import ray
+
+    client = RemoteAnimator.connect(remote_worker.url, remote_worker.token, checkpoint=remote_worker.checkpoint,
+                                    avatar=avatars[0], heartbeat_s=0.2, timeout_s=3.0, backoff_s=(0.1, 1.0))
+    kps = [client.detect(f) for f in frames]
+    try:
+        held = client.animate_keypoints(kps[0], exact=True)
+        replica = client.stats().replica
+        name = next(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if replica in a["name"])
+        ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
+        i = 0
+
+        def streaming_again() -> bool:
+            nonlocal i
+            i += 1
+            out = client.animate_keypoints(kps[i % len(kps)])  # never raises, holds the last picture
+            assert out.shape == held.shape
+            s = client.stats()
+            return s.reconnects >= 1 and s.state == "connected" and s.replica != replica
+        wait_until(streaming_again, timeout=60, message="the client to reconnect to a live replica")
+        before = client.stats().received
+        client.animate_keypoints(kps[1], exact=True)
+        assert client.stats().received > before
+    finally:
+        client.close()
