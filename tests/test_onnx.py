@@ -83,7 +83,7 @@ def test_full_model_onnx_animator_end_to_end(vox_checkpoint, vox_export, parity_
     folder, _ = vox_export
     options = EngineOptions(device="cpu", precision="fp32", backend="onnx", onnx_dir=str(folder))
     anim = Animator.from_checkpoint(vox_checkpoint, options)
-    assert anim.backend_name == "onnx" and anim.provider == CPU and anim.precision == "fp32"
+    assert anim.options.backend == "onnx" and anim.backend.provider == CPU and anim.options.precision == "fp32"
     anim.set_source(parity_fixture["source"])
     anim.calibrate(parity_fixture["driving_initial"])
     out = anim.animate(parity_fixture["driving"])
@@ -96,7 +96,7 @@ def test_onnx_animator_matches_torch_fp32_tiny(tiny_checkpoint, tiny_export, par
     for backend in ("torch", "onnx"):
         options = EngineOptions(device="cpu", precision="fp32", backend=backend, onnx_dir=str(tiny_export))
         anim = Animator.from_checkpoint(tiny_checkpoint, options)
-        assert anim.backend_name == backend
+        assert anim.options.backend == backend
         anim.set_source(parity_fixture["source"])
         anim.calibrate(parity_fixture["driving_initial"])
         outs.append(anim.animate(parity_fixture["driving"]))
@@ -145,7 +145,7 @@ def test_falls_back_to_torch_when_onnxruntime_unusable(tiny_checkpoint, monkeypa
     messages = []
     options = EngineOptions(device="cpu", precision="fp32", backend="onnx")
     anim = Animator.from_checkpoint(tiny_checkpoint, options, progress=messages.append)
-    assert anim.backend_name == "torch"
+    assert anim.options.backend == "torch"
     assert any("falling back to the torch backend" in m for m in messages)
 
 
@@ -164,7 +164,7 @@ def test_export_is_cached_per_checkpoint(tiny_checkpoint, tmp_path, monkeypatch)
     assert first == again and len(calls) == 1 and is_complete(first)
     assert first.parent == user_models_dir() / "onnx"
     anim = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32", backend="onnx"))
-    assert anim.backend_name == "onnx" and len(calls) == 1
+    assert anim.options.backend == "onnx" and len(calls) == 1
 
 
 def test_export_command(tiny_checkpoint, tmp_path, capsys):

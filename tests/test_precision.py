@@ -10,8 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avatarcam.engine import Animator, EngineOptions, FOMMConfig, Keypoints, load_networks
-from avatarcam.engine import backends, precision
+from avatarcam.engine import Animator, EngineOptions, Keypoints, backends, load_networks, precision
 from avatarcam.engine.blocks import AntiAliasDownsample
 from avatarcam.engine.options import PSNR_BAR_DB
 from avatarcam.engine.precision import auto_precision, psnr, resolve_precision
@@ -133,16 +132,16 @@ def test_auto_falls_back_to_fp32_below_the_bar(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(precision, "PSNR_BAR_DB", 1000.0)
     messages = []
     anim = _load(tiny_checkpoint, device="cpu", progress=messages.append)
-    assert anim.precision == "fp32" and anim.options.precision == "fp32"
+    assert anim.options.precision == "fp32"
     assert any("using fp32" in m for m in messages)
 
 
 def test_auto_keeps_bf16_above_the_bar(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     anim = _load(tiny_checkpoint, device="cpu")
-    assert anim.precision == "bf16" and anim.describe() == "torch-cpu bf16"
+    assert anim.options.precision == "bf16" and anim.describe() == "torch-cpu bf16"
     assert anim.backend.accuracy_db >= PSNR_BAR_DB
-    assert anim.backend_name == "torch" and anim.provider == "torch-cpu"
+    assert anim.options.backend == "torch" and anim.backend.provider == "torch-cpu"
 
 
 def test_precision_check_result_is_cached_on_disk(tiny_checkpoint, monkeypatch):
@@ -160,7 +159,7 @@ def test_precision_check_result_is_cached_on_disk(tiny_checkpoint, monkeypatch):
     first = _load(tiny_checkpoint, device="cpu")
     second = _load(tiny_checkpoint, device="cpu")
     assert calls == ["bf16"]
-    assert second.precision == first.precision == "bf16"
+    assert second.options.precision == first.options.precision == "bf16"
     assert second.backend.accuracy_db == pytest.approx(first.backend.accuracy_db)
     assert (precision.user_data_dir() / precision.CACHE_FILE).is_file()
 
