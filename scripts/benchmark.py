@@ -31,8 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from avatarcam.demo import astronaut_face, driving_frames  # noqa: E402
-from avatarcam.engine import Animator, normalize_kp, write_synthetic_checkpoint  # noqa: E402
+from avatarcam.demo import astronaut_face, driving_frames, write_synthetic_checkpoint  # noqa: E402
+from avatarcam.engine import Animator, normalize_kp  # noqa: E402
 from avatarcam.engine.backends import cpu_has_native_bf16, psnr, resolve_device, to_tensor  # noqa: E402
 
 

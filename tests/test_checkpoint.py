@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from avatarcam.engine import Animator, EngineOptions, FOMMConfig, synthetic_state_dicts
+from avatarcam.demo import synthetic_state_dicts
+from avatarcam.engine import Animator, EngineOptions, FOMMConfig
 from avatarcam.engine.checkpoint import read_checkpoint
 from avatarcam.errors import CheckpointError
 

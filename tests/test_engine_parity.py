@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from avatarcam.demo import synthetic_state_dicts
 from avatarcam.engine import (
     Animator,
     EngineOptions,
@@ -18,7 +19,6 @@ from avatarcam.engine import (
     OcclusionAwareGenerator,
     RelativeMotion,
     normalize_kp,
-    synthetic_state_dicts,
 )
 from avatarcam.engine.prepare import prepare_for_inference
 
