@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from avatarcam.demo import face_on_background, write_clip  # noqa: E402
-from avatarcam.engine import Animator, EngineOptions, FOMMConfig, write_synthetic_checkpoint  # noqa: E402
+from avatarcam.demo import face_on_background, write_clip, write_synthetic_checkpoint  # noqa: E402
+from avatarcam.engine import Animator, EngineOptions, FOMMConfig  # noqa: E402
 from avatarcam.pipeline import Pipeline, PipelineConfig  # noqa: E402
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from avatarcam.engine import Animator, EngineOptions, FOMMConfig, synthetic_state_dicts
+from avatarcam.demo import synthetic_state_dicts
+from avatarcam.engine import Animator, EngineOptions, FOMMConfig
 from avatarcam.engine.checkpoint import read_checkpoint
 from avatarcam.errors import CheckpointError
 
@@ -138,7 +139,7 @@ def test_fp16_saved_weights_load_as_fp32(tmp_path, tiny_state):
             for m, sd in tiny_state.items()}
     path = _save(tmp_path / "half.pth.tar", _tiny_ckpt(tiny_state, **half))
     anim = Animator.from_checkpoint(path, EngineOptions(device="cpu", precision="fp32"))
-    assert next(anim.generator.parameters()).dtype == torch.float32
+    assert next(anim.networks.generator.parameters()).dtype == torch.float32
 
 
 def test_nan_weights_refused(tmp_path, tiny_state):

@@ -12,7 +12,8 @@ import torch
 from model_server import free_port
 
 from avatarcam import model_store
-from avatarcam.engine import FOMMConfig, synthetic_state_dicts
+from avatarcam.demo import synthetic_state_dicts
+from avatarcam.engine import FOMMConfig
 from avatarcam.model_store import (
     KNOWN_MD5,
     ChecksumError,

@@ -32,7 +32,7 @@ def test_cuda_unavailable_at_load_falls_back_to_cpu(tiny_checkpoint):
         pytest.skip("this check needs a machine without CUDA; the OOM case below covers GPUs")
     notices = []
     anim = load_animator(tiny_checkpoint, EngineOptions(device="cuda", precision="fp16"), notice=notices.append)
-    assert anim.device.type == "cpu" and anim.precision in ("fp32", "bf16")
+    assert anim.options.device == "cpu" and anim.options.precision in ("fp32", "bf16")
     assert len(notices) == 1 and "CPU" in notices[0]
 
 
@@ -47,7 +47,7 @@ def test_cuda_out_of_memory_at_load_falls_back_to_cpu(tiny_checkpoint, monkeypat
     monkeypatch.setattr(Animator, "from_checkpoint", classmethod(fake))
     notices = []
     anim = load_animator(tiny_checkpoint, EngineOptions(device="auto"), notice=notices.append)
-    assert anim.device.type == "cpu"
+    assert anim.options.device == "cpu"
     assert "out of memory" in notices[0] and "CPU" in notices[0]
 
 

@@ -7,11 +7,10 @@ from .generator import OcclusionAwareGenerator
 from .keypoint_detector import KeypointDetector
 from .motion import Keypoints, RelativeMotion, normalize_kp
 from .options import BACKENDS, DEVICES, PRECISIONS, PSNR_BAR_DB, EngineOptions
-from .synthetic import synthetic_state_dicts, write_synthetic_checkpoint
 
 __all__ = [
     "AnimateJob", "Animator", "Calibration", "PreparedSource", "Networks", "load_networks", "read_checkpoint",
     "sniff_header", "DenseMotionConfig", "FOMMConfig", "GeneratorConfig", "KeypointDetectorConfig",
     "OcclusionAwareGenerator", "KeypointDetector", "Keypoints", "RelativeMotion", "normalize_kp", "BACKENDS",
-    "DEVICES", "PRECISIONS", "PSNR_BAR_DB", "EngineOptions", "synthetic_state_dicts", "write_synthetic_checkpoint",
+    "DEVICES", "PRECISIONS", "PSNR_BAR_DB", "EngineOptions",
 ]

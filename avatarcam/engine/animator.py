@@ -99,27 +99,11 @@ class Animator:
     def size(self) -> int:
         return self.config.image_size
 
-    @property
-    def device(self) -> torch.device:
-        return self.backend.device
-
-    @property
-    def precision(self) -> str:
-        return self.backend.precision
-
-    @property
-    def backend_name(self) -> str:
-        return self.backend.name
-
-    @property
-    def provider(self) -> str:
-        """What actually runs the model: "torch-cpu", "torch-cuda", or the ONNX Runtime provider."""
-        return self.backend.provider
-
     def describe(self) -> str:
-        """One line for status bars and logs, e.g. "torch-cpu bf16"."""
-        provider = self.provider
-        text = f"{provider} {self.precision}" if provider.startswith("torch") else f"onnx {provider} {self.precision}"
+        """One line for status bars and logs, e.g. "torch-cpu bf16" or "onnx CPUExecutionProvider fp32"
+        (``backend.provider`` says what actually runs the model)."""
+        provider, precision = self.backend.provider, self.backend.precision
+        text = f"{provider} {precision}" if provider.startswith("torch") else f"onnx {provider} {precision}"
         return text + (" compiled" if getattr(self.backend, "compiled", False) else "")
 
     @property
@@ -217,7 +201,7 @@ class Animator:
         decoder forward; each item equals the batch-1 result."""
         if not jobs:
             return np.zeros((0, self.size, self.size, 3), np.float32)
-        device = self.device
+        device = self.backend.device
         encoded = EncodedSource.cat([job.source.encoded for job in jobs])
         kp_source = Keypoints.cat([job.source.keypoints.to(device) for job in jobs])
         kp_driving = Keypoints.cat([self._driving(job).to(device) for job in jobs])

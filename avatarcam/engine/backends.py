@@ -19,7 +19,16 @@ from .checkpoint import Networks
 from .generator import EncodedSource
 from .motion import Keypoints
 from .options import PSNR_BAR_DB, EngineOptions, Progress, notify
-from .precision import cached_accuracy, passes, predictions, psnr, resolve_device, resolve_precision, store_accuracy
+from .precision import (
+    cached_accuracy,
+    passes,
+    predictions,
+    psnr,
+    resolve_device,
+    resolve_onnx_precision,
+    resolve_precision,
+    store_accuracy,
+)
 from .torch_backend import TorchBackend
 
 
@@ -67,15 +76,12 @@ def _onnx_backend(networks: Networks, options: EngineOptions, device: torch.devi
     from .export import ensure_exported
     from .onnx_backend import OnnxBackend, onnxruntime_usable
 
+    precision = resolve_onnx_precision(options.precision, device)  # a refusal before the slow export
     reason = onnxruntime_usable()
     if reason is None:
         try:
             folder = ensure_exported(networks, checkpoint=checkpoint, folder=options.onnx_dir, progress=progress)
-            precision = "fp16" if options.precision == "auto" and device.type == "cuda" else options.precision
-            if precision == "fp16" and device.type == "cpu":
-                resolve_precision("fp16", device)  # the same clear refusal as the torch backend
-            return OnnxBackend(folder, device, "fp32" if precision == "auto" else precision,
-                               providers=options.providers, progress=progress)
+            return OnnxBackend(folder, device, precision, providers=options.providers, progress=progress)
         except AvatarcamError:
             raise
         except Exception as err:  # noqa: BLE001 - exporter or runtime failure: torch still works

@@ -35,6 +35,7 @@ from ..paths import file_identity, user_models_dir
 from .checkpoint import Networks
 from .config import FOMMConfig
 from .generator import OcclusionAwareGenerator
+from .options import notify
 from .precision import seeded_inputs
 from .prepare import prepare_for_inference
 
@@ -146,14 +147,24 @@ def _example_inputs(config: FOMMConfig, gen: OcclusionAwareGenerator, det: nn.Mo
     return {"kp_detector": (drv,), "source_encoder": (src,), "generator": tuple(dec)}
 
 
-def export_onnx(networks: Networks, out_dir: str | os.PathLike, *, opset: int = OPSET, key: str = "", check: bool = True,
-                progress: Callable[[str], None] | None = None, show_bar: bool = False) -> dict:
-    """Export the three stages into ``out_dir`` (written atomically) and check each against
-    torch with ONNX Runtime on the CPU. Returns the manifest (with ``max_abs_error`` per stage)."""
+def _export_stage(stage: str, module: nn.Module, example: tuple, path: Path, opset: int, with_jac: bool) -> dict:
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), example, str(path), opset_version=opset,
+                          input_names=input_names(stage, with_jac), output_names=output_names(stage, with_jac),
+                          do_constant_folding=True, dynamo=False)
+    return {"file": path.name, "export_seconds": round(time.perf_counter() - t0, 2)}
+
+
+def export_onnx(networks: Networks, out_dir: str | os.PathLike, *, opset: int = OPSET, key: str = "",
+                check: bool = True, progress: Callable[[str], None] | None = None, show_bar: bool = False) -> dict:
+    """Export the three stages of the prepared fp32 networks into ``out_dir`` (written atomically)
+    and check each against torch with ONNX Runtime on the CPU. Returns the manifest (with
+    ``max_abs_error`` per stage)."""
     if opset < 16:
         raise AvatarcamError(f"opset {opset}: GridSample needs ONNX opset 16 or newer.")
-    out_dir = Path(out_dir)
-    config = networks.config
+    out_dir, config = Path(out_dir), networks.config
     det, gen = prepare_for_inference(networks.kp_detector), prepare_for_inference(networks.generator)
     with_jac = config.estimate_jacobian
     modules = {"kp_detector": _Detector(det), "source_encoder": _Encoder(gen), "generator": _Decoder(gen, with_jac)}
@@ -166,34 +177,20 @@ def export_onnx(networks: Networks, out_dir: str | os.PathLike, *, opset: int = 
     if show_bar:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(STAGES) * (2 if check else 1), desc="export-onnx", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=len(STAGES), desc="export-onnx", unit="stage", dynamic_ncols=True)
     try:
         for stage in STAGES:
-            msg = f"Exporting {stage} to ONNX (opset {opset})..."
-            if progress:
-                progress(msg)
-            if bar:
-                bar.set_postfix_str(f"export {stage}")
-            t0 = time.perf_counter()
-            path = tmp / f"{stage}.onnx"
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(modules[stage].eval(), examples[stage], str(path), opset_version=opset,
-                                  input_names=input_names(stage, with_jac), output_names=output_names(stage, with_jac),
-                                  do_constant_folding=True, dynamo=False)
-            info = {"file": path.name, "export_seconds": round(time.perf_counter() - t0, 2)}
+            notify(progress, f"Exporting {stage} to ONNX (opset {opset})...")
+            info = _export_stage(stage, modules[stage], examples[stage], tmp / f"{stage}.onnx", opset, with_jac)
+            if check:
+                info["max_abs_error"] = check_stage(tmp / info["file"], modules[stage], examples[stage], stage,
+                                                    with_jac)
+                message = f"{stage}: ONNX Runtime vs torch max abs error {info['max_abs_error']:.2e}"
+                notify(progress, message)
+                if bar:
+                    bar.write(message)
             if bar:
                 bar.update(1)
-            if check:
-                if bar:
-                    bar.set_postfix_str(f"check {stage}")
-                info["max_abs_error"] = check_stage(path, modules[stage], examples[stage], stage, with_jac)
-                msg = f"{stage}: ONNX Runtime vs torch max abs error {info['max_abs_error']:.2e}"
-                if progress:
-                    progress(msg)
-                if bar:
-                    bar.write(msg)
-                    bar.update(1)
             manifest["stages"][stage] = info
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out_dir.exists():
@@ -221,8 +218,9 @@ def check_stage(path: Path, module: nn.Module, example: tuple, stage: str, with_
     return float(max(np.abs(g - w.numpy()).max() for g, w in zip(got, want, strict=True)))
 
 
-def ensure_exported(networks: Networks, *, checkpoint: str | os.PathLike | None = None, folder: str | os.PathLike | None = None,
-                    opset: int = OPSET, progress: Callable[[str], None] | None = None) -> Path:
+def ensure_exported(networks: Networks, *, checkpoint: str | os.PathLike | None = None,
+                    folder: str | os.PathLike | None = None, opset: int = OPSET,
+                    progress: Callable[[str], None] | None = None) -> Path:
     """The export folder for this model, exporting it first if it is not cached yet."""
     if folder is None:
         if checkpoint is not None:

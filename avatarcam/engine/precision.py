@@ -106,6 +106,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def resolve_onnx_precision(precision: str, device: torch.device) -> str:
+    """What to ask ONNX Runtime for: its graphs are fp32, and fp16 is honoured only through TensorRT
+    (the backend reports what it really runs)."""
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    return resolve_precision(precision, device)
+
+
 def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
     """PSNR in dB of two images in [0,1] (inf when equal)."""
     mse = float(((torch.as_tensor(a).double() - torch.as_tensor(b).double()) ** 2).mean())
@@ -135,39 +143,37 @@ def predictions(low: Render, reference: Render, size: int, device: torch.device)
     return low(source, driving), reference(source, driving)
 
 
-def _cache_key(checkpoint: str | os.PathLike, config: FOMMConfig, device: torch.device, precision: str) -> str | None:
-    identity = file_identity(checkpoint)
+def _cache_key(checkpoint: str | os.PathLike | None, config: FOMMConfig, device: torch.device,
+               precision: str) -> str | None:
+    identity = file_identity(checkpoint) if checkpoint is not None else None
     if identity is None:
         return None
     blob = json.dumps([list(identity), config.to_dict(), str(device), torch.__version__, precision], sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
-def _cache_path():
-    return user_data_dir() / CACHE_FILE
+def _read_cache() -> dict:
+    try:
+        data = json.loads((user_data_dir() / CACHE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def cached_accuracy(checkpoint, config: FOMMConfig, device: torch.device, precision: str) -> float | None:
-    key = _cache_key(checkpoint, config, device, precision) if checkpoint is not None else None
-    try:
-        value = json.loads(_cache_path().read_text()).get(key) if key else None
-    except (OSError, ValueError, AttributeError):
-        return None
+    """The stored check result (dB) for this checkpoint file as it is now, config, device, torch and precision."""
+    value = _read_cache().get(_cache_key(checkpoint, config, device, precision))
     return float(value) if isinstance(value, (int, float)) else None
 
 
 def store_accuracy(checkpoint, config: FOMMConfig, device: torch.device, precision: str, db: float) -> None:
-    key = _cache_key(checkpoint, config, device, precision) if checkpoint is not None else None
-    if key is None or not math.isfinite(db):
+    key = _cache_key(checkpoint, config, device, precision)
+    if key is None:
         return
-    try:
-        data = json.loads(_cache_path().read_text())
-        data = data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        data = {}
+    data = _read_cache()
     data[key] = db
     try:
-        atomic_write_text(_cache_path(), json.dumps(data, indent=1))
+        atomic_write_text(user_data_dir() / CACHE_FILE, json.dumps(data, indent=1))
     except OSError:
         pass  # a read-only data dir only costs the check again next time
 

@@ -21,11 +21,12 @@ _DEVICE_FAILURE = re.compile(r"cuda|cudnn|cublas|driver", re.IGNORECASE)
 
 def is_device_failure(err: BaseException) -> bool:
     """True for errors that mean "this GPU cannot be used", never for bugs or bad files."""
-    if isinstance(err, CheckpointError):
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return True
+    if isinstance(err, CheckpointError) or not isinstance(err, (RuntimeError, AvatarcamError)):
         return False
-    if isinstance(err, (torch.cuda.OutOfMemoryError, AvatarcamError)):
-        return True  # AvatarcamError here: resolve_device refusing an unusable device
-    return isinstance(err, RuntimeError) and bool(_DEVICE_FAILURE.search(str(err)))
+    # RuntimeError: CUDA/cuDNN/cuBLAS/driver failures; AvatarcamError: resolve_device refusing the GPU
+    return bool(_DEVICE_FAILURE.search(str(err)))
 
 
 def load_animator(checkpoint: str | os.PathLike | None, options=None, *, motion=None,

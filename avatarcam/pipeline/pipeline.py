@@ -379,8 +379,8 @@ class Pipeline:
             dropped=w.dropped if w is not None else 0, frames_out=w.frames_out if w is not None else 0,
             camera_state=cap.state if cap is not None else (FAILED if self._stopped else OPENING),
             vcam_state=self._vcam_state,
-            device=str(anim.device) if anim is not None else "",
-            precision=anim.precision if anim is not None else "",
+            device=anim.options.device if anim is not None else "",
+            precision=anim.options.precision if anim is not None else "",
             calibrated=bool(anim is not None and anim.is_calibrated),
             passthrough=self._passthrough,
         )
