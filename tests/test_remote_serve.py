@@ -5,6 +5,7 @@ One Ray instance and one two-replica worker for the whole session (tests/remote_
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -29,6 +30,7 @@ from avatarcam.remote.protocol import (
 pytest_plugins = ["remote_fixtures"]
 pytest.importorskip("ray.serve")
 websockets_sync = pytest.importorskip("websockets.sync.client")
+ConnectionClosed = pytest.importorskip("websockets.exceptions").ConnectionClosed
 
 
 def _square(image: np.ndarray, size: int = 256) -> np.ndarray:
@@ -69,18 +71,27 @@ def _png(image: np.ndarray) -> bytes:
     return cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
 
 
+def _connect(worker, token: str | None = None):
+    headers = {"Authorization": f"Bearer {token or worker.token}"} if token != "" else {}
+    return websockets_sync.connect(worker.url + "/session", open_timeout=20, additional_headers=headers)
+
+
+@contextmanager
 def _raw_session(worker, avatar: np.ndarray, mode: str = "keypoints"):
     """A hand-driven WebSocket session past the handshake (uploads the avatar if asked)."""
     data = _png(avatar)
-    ws = websockets_sync.connect(worker.url + "/session", open_timeout=20,
-                                 additional_headers={"Authorization": f"Bearer {worker.token}"})
+    with _connect(worker) as ws:
+        yield ws, _handshake(ws, data, mode)
+
+
+def _handshake(ws, data: bytes, mode: str) -> dict:
     ws.send(control("hello", version=PROTOCOL_VERSION, avatar=avatar_id(data), mode=mode, downlink="raw",
                     quality=90))
     msg = parse_control(ws.recv(timeout=20), ("ready", "need_avatar"))
     if msg["type"] == "need_avatar":
         ws.send(Frame(Kind.AVATAR, 0, data).pack())
         msg = parse_control(ws.recv(timeout=20), ("ready",))
-    return ws, msg
+    return msg
 
 
 def _kp_frame(seq: int, k: int = 10) -> bytes:
@@ -179,60 +190,55 @@ def test_wrong_or_missing_token_is_refused_with_one_clear_error(remote_worker, a
         assert anim.stats().state == "refused" and anim.stats().reconnects == 0  # no retry storm
     finally:
         anim.close()
-    ws = websockets_sync.connect(remote_worker.url + "/session", open_timeout=20)  # no token at all
-    msg = _expect(ws, "error")
-    assert msg["code"] == "unauthorized" and msg["fatal"]
-    with pytest.raises(Exception) as closed:
-        ws.recv(timeout=20)
+    with _connect(remote_worker, token="") as ws:  # no token at all
+        msg = _expect(ws, "error")
+        assert msg["code"] == "unauthorized" and msg["fatal"]
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=20)
     assert closed.value.rcvd.code == 4401
 
 
 def test_unknown_avatar_needs_an_upload_matching_its_id(remote_worker):
-    ws = websockets_sync.connect(remote_worker.url + "/session", open_timeout=20,
-                                 additional_headers={"Authorization": f"Bearer {remote_worker.token}"})
-    ws.send(control("hello", version=PROTOCOL_VERSION, avatar="0" * 64, mode="keypoints", downlink="raw",
-                    quality=90))
-    assert _expect(ws, "need_avatar")["avatar"] == "0" * 64
-    ws.send(Frame(Kind.AVATAR, 0, _png(np.zeros((64, 64, 3), np.uint8))).pack())  # not the file "0"*64 names
-    msg = _expect(ws, "error")
-    assert msg["code"] == "unknown_avatar" and "sha256" in msg["message"]
-    ws.close()
+    with _connect(remote_worker) as ws:
+        ws.send(control("hello", version=PROTOCOL_VERSION, avatar="0" * 64, mode="keypoints", downlink="raw",
+                        quality=90))
+        assert _expect(ws, "need_avatar")["avatar"] == "0" * 64
+        ws.send(Frame(Kind.AVATAR, 0, _png(np.zeros((64, 64, 3), np.uint8))).pack())  # not the file "0"*64 names
+        msg = _expect(ws, "error")
+        assert msg["code"] == "unknown_avatar" and "sha256" in msg["message"]
 
 
 def test_malformed_oversized_and_out_of_order_messages(remote_worker, avatars):
-    ws, ready = _raw_session(remote_worker, avatars[1])
-    assert ready["size"] == 256
-    ws.send(_kp_frame(1))
-    assert _expect(ws, "picture").seq == 1
-    ws.send(b"\x00garbage")
-    assert _expect(ws, "error")["code"] == "bad_frame"
-    ws.send(_kp_frame(1))  # a sequence number already used
-    assert _expect(ws, "error")["code"] == "out_of_order"
-    ws.send("{not json")
-    assert _expect(ws, "error")["code"] == "bad_message"
-    ws.send(_kp_frame(2, k=5))  # the model has 10 keypoints
-    assert _expect(ws, "error")["code"] == "bad_keypoints"
-    ws.send(_kp_frame(5))  # the session survived all of that
-    assert _expect(ws, "picture").seq == 5
-    ws.send(Frame(Kind.KEYPOINTS, 6, b"\0" * 5000).pack())
-    assert _expect(ws, "error")["code"] == "too_large"
-    with pytest.raises(Exception) as closed:
-        ws.recv(timeout=20)
+    with _raw_session(remote_worker, avatars[1]) as (ws, ready):
+        assert ready["size"] == 256
+        ws.send(_kp_frame(1))
+        assert _expect(ws, "picture").seq == 1
+        ws.send(b"\x00garbage")
+        assert _expect(ws, "error")["code"] == "bad_frame"
+        ws.send(_kp_frame(1))  # a sequence number already used
+        assert _expect(ws, "error")["code"] == "out_of_order"
+        ws.send("{not json")
+        assert _expect(ws, "error")["code"] == "bad_message"
+        ws.send(_kp_frame(2, k=5))  # the model has 10 keypoints
+        assert _expect(ws, "error")["code"] == "bad_keypoints"
+        ws.send(_kp_frame(5))  # the session survived all of that
+        assert _expect(ws, "picture").seq == 5
+        ws.send(Frame(Kind.KEYPOINTS, 6, b"\0" * 5000).pack())
+        assert _expect(ws, "error")["code"] == "too_large"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=20)
     assert closed.value.rcvd.code == 1009
 
 
 def test_clients_leaving_mid_frame_do_not_hurt_the_worker(remote_worker, avatars):
     for seq in range(1, 4):
-        ws, _ = _raw_session(remote_worker, avatars[1])
-        ws.send(_kp_frame(seq))
-        if seq == 3:
-            ws.socket.close()  # no closing handshake: the TCP connection just goes away
-        else:
-            ws.close()
-    ws, _ = _raw_session(remote_worker, avatars[1])
-    ws.send(_kp_frame(1))
-    assert _expect(ws, "picture").seq == 1
-    ws.close()
+        with _raw_session(remote_worker, avatars[1]) as (ws, _):
+            ws.send(_kp_frame(seq))
+            if seq == 3:
+                ws.socket.close()  # no closing handshake: the TCP connection just goes away
+    with _raw_session(remote_worker, avatars[1]) as (ws, _):
+        ws.send(_kp_frame(1))
+        assert _expect(ws, "picture").seq == 1
     assert remote_worker.health()["status"] == "ok"
 
 
@@ -257,7 +263,7 @@ def test_load_concurrent_sessions(remote_worker, avatars, frames):
         for t in threads:
             t.join(120)
         stats = [c.stats() for c in clients]
-        rtts = np.concatenate([c.round_trips() for c in clients])
+        rtts = np.array([rtt for c in clients for rtt, _ in c.round_trips()])
     finally:
         for c in clients:
             c.close()

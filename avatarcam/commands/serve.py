@@ -51,11 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _checkpoint(explicit: str | None) -> str:
     from ..engine import load_networks
-    from ..model_store import locate_checkpoint
+    from ..paths import find_checkpoint
 
-    path = locate_checkpoint(explicit)
-    if path is None:
-        raise AvatarcamError(f"{explicit or 'model weights'}: not found; pass --checkpoint PATH or run "
+    path = find_checkpoint(explicit)
+    if not path.is_file():
+        raise AvatarcamError(f"{path}: model weights not found; pass --checkpoint PATH or run "
                              "`avatarcam download-model`.")
     load_networks(path)  # a bad file fails here in one line, not in every replica
     return str(path.resolve())

@@ -92,7 +92,7 @@ class RemoteOptions:
 class RemoteStats:
     state: str = "connecting"  # connecting | connected | reconnecting | refused | closed
     rtt_ms: float = 0.0  # median of the last round trips
-    server_ms: float = 0.0  # the worker's share of the last round trip
+    model_ms: float = 0.0  # the model step of the last picture on the worker (the rest of rtt is transport)
     in_flight: int = 0
     sent: int = 0
     received: int = 0
@@ -132,7 +132,8 @@ class RemoteAnimator:
         self._in_flight: dict[int, float] = {}
         self._picture: np.ndarray | None = None
         self._picture_seq = self._returned_seq = 0
-        self._rtts: deque[float] = deque(maxlen=1000)
+        self._recent_rtts: deque[float] = deque(maxlen=30)  # pictures and heartbeats: the rtt shown
+        self._trips: deque[tuple[float, float]] = deque(maxlen=1000)  # pictures: (round trip, model) ms
         self._loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()  # loop side: something to send
         self._restart = asyncio.Event()  # loop side: the avatar changed, dial again
@@ -163,10 +164,10 @@ class RemoteAnimator:
         with self._lock:
             return replace(self._stats, in_flight=len(self._in_flight))
 
-    def round_trips(self) -> list[float]:
-        """The last (up to 1000) round-trip times in ms, oldest first."""
+    def round_trips(self) -> list[tuple[float, float]]:
+        """(round trip, model step on the worker) in ms for the last (up to 1000) pictures, oldest first."""
         with self._lock:
-            return list(self._rtts)
+            return list(self._trips)
 
     def describe(self) -> str:
         s = self.stats()
@@ -446,13 +447,14 @@ class RemoteAnimator:
                 self._picture, self._picture_seq = picture, frame.seq
                 self._stats.received += 1
                 self._note_rtt(now - frame.t_sent)
-                self._stats.server_ms = frame.server_ms
+                self._trips.append(((now - frame.t_sent) * 1000, frame.model_ms))
+                self._stats.model_ms = frame.model_ms
             self._lock.notify_all()
         self._wake.set()
 
     def _note_rtt(self, seconds: float) -> None:
-        self._rtts.append(seconds * 1000)
-        self._stats.rtt_ms = float(np.median(list(self._rtts)[-30:]))
+        self._recent_rtts.append(seconds * 1000)
+        self._stats.rtt_ms = float(np.median(self._recent_rtts))
 
     async def _heartbeat(self, ws) -> None:
         while True:

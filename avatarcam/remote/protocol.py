@@ -4,11 +4,11 @@ One WebSocket per calling session. Text messages are JSON control messages (``he
 ``need_avatar``, ``ping``/``pong``, ``error``); binary messages are frames with a fixed
 little-endian header (:data:`HEADER`) followed by a payload:
 
-    magic "AV" | version u8 | kind u8 | flags u16 | seq u32 | t_sent f64 | server_ms f32 | length u32
+    magic "AV" | version u8 | kind u8 | flags u16 | seq u32 | t_sent f64 | model_ms f32 | length u32
 
 ``seq`` numbers every frame of a session (strictly increasing uplink; a picture carries the seq of
 the frame it answers), ``t_sent`` is the client's clock echoed back (round-trip time) and
-``server_ms`` is how long the server spent on the frame (transport overhead = round trip minus it).
+``model_ms`` is the model step the frame took on the server (transport overhead = round trip minus it).
 No pickle, no generic RPC: anything that does not match the schema is refused with a
 :class:`ProtocolError` whose ``code`` is sent back to the peer.
 """
@@ -78,11 +78,11 @@ class Frame:
     payload: bytes
     flags: int = 0
     t_sent: float = 0.0
-    server_ms: float = 0.0
+    model_ms: float = 0.0
 
     def pack(self) -> bytes:
         return HEADER.pack(MAGIC, PROTOCOL_VERSION, int(self.kind), self.flags, self.seq, self.t_sent,
-                           self.server_ms, len(self.payload)) + self.payload
+                           self.model_ms, len(self.payload)) + self.payload
 
 
 _PAYLOAD_LIMITS = {Kind.KEYPOINTS: KEYPOINT_HEAD.size + MAX_KEYPOINTS * 24, Kind.IMAGE: MAX_UPLINK_IMAGE_BYTES,
@@ -93,7 +93,7 @@ def unpack_frame(data: bytes, allowed: tuple[Kind, ...]) -> Frame:
     """Parse and check one binary message; raises ProtocolError."""
     if len(data) < HEADER.size:
         raise ProtocolError("bad_frame", f"binary message of {len(data)} bytes is shorter than the header")
-    magic, version, kind, flags, seq, t_sent, server_ms, length = HEADER.unpack_from(data)
+    magic, version, kind, flags, seq, t_sent, model_ms, length = HEADER.unpack_from(data)
     if magic != MAGIC or version != PROTOCOL_VERSION:
         raise ProtocolError("bad_frame", f"not an avatarcam v{PROTOCOL_VERSION} frame; update the client", fatal=True)
     if kind not in _PAYLOAD_LIMITS or Kind(kind) not in allowed:
@@ -104,7 +104,7 @@ def unpack_frame(data: bytes, allowed: tuple[Kind, ...]) -> Frame:
     if length > _PAYLOAD_LIMITS[kind]:
         raise ProtocolError("too_large", f"{kind.name.lower()} payload of {length} bytes is over the "
                             f"{_PAYLOAD_LIMITS[kind]} byte limit", fatal=True)
-    return Frame(kind, seq, bytes(data[HEADER.size:]), flags, t_sent, server_ms)
+    return Frame(kind, seq, bytes(data[HEADER.size:]), flags, t_sent, model_ms)
 
 
 # keypoints ------------------------------------------------------------------------------------

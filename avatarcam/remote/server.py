@@ -45,7 +45,9 @@ SESSIONS_PER_REPLICA = 64  # long-lived WebSockets: each holds one of the replic
 AVATARS_PER_REPLICA = 16  # prepared avatars kept per replica (LRU; a full-size one is a few MB)
 STORE_BYTES = 512 << 20  # avatar files kept by the store (LRU)
 MAX_BATCH = 8
-BATCH_WAIT_S = 0.002  # how long the first frame of a batch waits for company
+# 0: a frame never waits for company; frames that arrive while a batch is in the model form the
+# next batch, so batches grow exactly when the replica is busy (measured: docs/remote.md)
+BATCH_WAIT_S = 0.0
 HELLO_TIMEOUT_S = 10.0
 MAX_UPLINK_CROP_PIXELS = 1024 * 1024
 CLOSE_CODES = {"unauthorized": 4401, "too_large": 1009}
@@ -162,15 +164,16 @@ class Session:
             frame, self._latest = self._latest, None
             t0 = time.perf_counter()
             try:
-                picture = to_uint8(await self.worker.decode(await self._job(frame)))
+                picture, model_ms = await self.worker.decode(await self._job(frame))
             except ProtocolError as err:
                 await self.send(control("error", code=err.code, message=f"frame {frame.seq}: {err.message}",
                                         fatal=False))
                 continue
-            payload = encode_picture(picture, self.downlink, self.quality)
-            server_ms = (time.perf_counter() - t0) * 1000
+            payload = encode_picture(to_uint8(picture), self.downlink, self.quality)
+            if self.mode == "image":  # the detector ran here too: count it as model time
+                model_ms = (time.perf_counter() - t0) * 1000
             await self.send(Frame(Kind.PICTURE, frame.seq, payload, PICTURE_ENCODING[self.downlink],
-                                  frame.t_sent, server_ms).pack())
+                                  frame.t_sent, model_ms).pack())
 
     async def _job(self, frame: Frame) -> AnimateJob:
         if frame.kind == Kind.KEYPOINTS:  # already relative to the neutral pose (done on the client)
@@ -190,7 +193,7 @@ class Session:
 @serve.ingress(app)
 class AvatarWorker:
     def __init__(self, checkpoint: str, store, token_sha256: str, engine: dict | None = None,
-                 max_batch: int = MAX_BATCH, torch_threads: int = 0) -> None:
+                 max_batch: int = MAX_BATCH, torch_threads: int = 0, batch_wait_s: float = BATCH_WAIT_S) -> None:
         if torch_threads:
             import torch
 
@@ -199,6 +202,7 @@ class AvatarWorker:
         self.store, self._token_sha256 = store, token_sha256
         self.replica = serve.get_replica_context().replica_id.unique_id
         self.decode.set_max_batch_size(max_batch)
+        self.decode.set_batch_wait_timeout_s(batch_wait_s)
         self.batch_sizes: list[int] = []  # recent batch sizes (healthz: shows batching at work)
 
     @app.get("/healthz")
@@ -215,9 +219,13 @@ class AvatarWorker:
         return await asyncio.to_thread(self.animator.prepare_source, decode_image(data, "avatar"))
 
     @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
-    async def decode(self, jobs: list[AnimateJob]) -> list[np.ndarray]:
+    async def decode(self, jobs: list[AnimateJob]) -> list[tuple[np.ndarray, float]]:
+        """One batched forward for the frames of every session on this replica -> (picture, model ms)."""
         self.batch_sizes = self.batch_sizes[-999:] + [len(jobs)]
-        return list(await asyncio.to_thread(self.animator.animate_batch, jobs))
+        t0 = time.perf_counter()
+        pictures = await asyncio.to_thread(self.animator.animate_batch, jobs)
+        model_ms = (time.perf_counter() - t0) * 1000
+        return [(picture, model_ms) for picture in pictures]
 
     @app.websocket("/session")
     async def session(self, ws: WebSocket) -> None:
@@ -266,12 +274,12 @@ class AvatarWorker:
 
 def build_app(checkpoint: str, token: str, *, replicas: int = 1, gpus_per_replica: float = 0.0,
               cpus_per_replica: float = 1.0, engine: dict | None = None, max_batch: int = MAX_BATCH,
-              torch_threads: int = 0):
+              torch_threads: int = 0, batch_wait_s: float = BATCH_WAIT_S):
     """The Serve application: ``replicas`` AvatarWorkers sharing one AvatarStore."""
     worker = AvatarWorker.options(num_replicas=replicas,
                                   ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica})
     return worker.bind(str(checkpoint), AvatarStore.bind(), token_digest(token), engine or {}, max_batch,
-                       torch_threads)
+                       torch_threads, batch_wait_s)
 
 
 def start(application, host: str = "127.0.0.1", port: int = 8000) -> None:
