@@ -10,9 +10,9 @@ import threading
 
 from ..engine.options import DEVICES, PRECISIONS
 from ..errors import AvatarcamError
+from ..remote.cli import TOKEN_ENV
 
 HELP = "Run the model for remote callers (`avatarcam run --remote`) on a Ray Serve worker."
-TOKEN_ENV = "AVATARCAM_TOKEN"
 
 
 def _port(text: str) -> int:

@@ -99,6 +99,7 @@ class RemoteStats:
     dropped: int = 0  # replaced before sending, answered by a newer picture, or lost with the link
     reconnects: int = 0
     replica: str = ""
+    engine: str = ""  # what runs the model on the worker, e.g. "torch-cuda fp16"
     error: str = ""
 
 
@@ -170,8 +171,10 @@ class RemoteAnimator:
             return list(self._trips)
 
     def describe(self) -> str:
+        """One line for status bars, e.g. "remote torch-cuda fp16 @ ws://gpu:8000 connected, rtt 12 ms"."""
         s = self.stats()
-        return f"remote {self.remote.url} {s.state}" + (f" rtt {s.rtt_ms:.0f} ms" if s.state == "connected" else "")
+        text = f"remote {s.engine + ' @ ' if s.engine else ''}{self.remote.url} {s.state}"
+        return text + (f", rtt {s.rtt_ms:.0f} ms, {s.in_flight} in flight" if s.state == "connected" else "")
 
     @property
     def motion(self) -> RelativeMotion:
@@ -395,6 +398,7 @@ class RemoteAnimator:
             self._source_kp = Keypoints.from_numpy(value, jacobian)
             self._recalibrate()
             self._stats.state, self._stats.replica, self._stats.error = "connected", msg["replica"], ""
+            self._stats.engine = msg["engine"]
             self._last_heard = time.monotonic()
             self._lock.notify_all()
         self._wake.set()

@@ -235,6 +235,7 @@ class AvatarWorker:
             prepared = await self.prepared_avatar(hello["avatar"])
             kp = prepared.keypoints.numpy()
             await ws.send_text(control("ready", avatar=hello["avatar"], size=self.animator.size, replica=self.replica,
+                                       engine=self.animator.describe(),
                                        keypoints=keypoints_to_json(kp["value"], kp.get("jacobian"))))
             await Session(ws, self, hello, prepared).run()
         except ProtocolError as err:

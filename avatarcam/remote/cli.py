@@ -1,0 +1,56 @@
+"""Command-line options for using a remote worker (``avatarcam run --remote URL --token T``).
+
+Declared here once, so `avatarcam run` needs two calls: :func:`add_client_arguments` and
+:func:`connect_from_args`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..errors import AvatarcamError
+from .protocol import DEFAULT_QUALITY, DOWNLINKS, MODES, QUALITY_RANGE
+
+TOKEN_ENV = "AVATARCAM_TOKEN"
+
+
+def _quality(text: str) -> int:
+    if not text.isdigit() or not QUALITY_RANGE[0] <= int(text) <= QUALITY_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JPEG quality ({QUALITY_RANGE[0]}-{QUALITY_RANGE[1]})")
+    return int(text)
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("remote worker (see docs/remote.md)")
+    group.add_argument("--remote", metavar="ws://HOST:PORT",
+                       help="run the model on an `avatarcam serve` worker instead of this computer")
+    group.add_argument("--token", help=f"the worker's token (default: ${TOKEN_ENV})")
+    group.add_argument("--uplink", choices=MODES, default=None,
+                       help="send keypoints (default when the model weights are here: the camera picture never "
+                            "leaves this computer) or a JPEG face crop (no weights needed)")
+    group.add_argument("--downlink", choices=DOWNLINKS, default="jpeg",
+                       help="how pictures come back: jpeg (default), or lossless png / raw")
+    group.add_argument("--jpeg-quality", type=_quality, default=DEFAULT_QUALITY,
+                       help=f"downlink JPEG quality (default: {DEFAULT_QUALITY})")
+
+
+def connect_from_args(args: argparse.Namespace, checkpoint: str | None, avatar=None):
+    """A RemoteAnimator for ``--remote`` (None without it). ``checkpoint``: local weights for the
+    keypoint detector, or None (then the face crop is sent). Raises a one-line AvatarcamError."""
+    if not getattr(args, "remote", None):
+        return None
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise AvatarcamError(f"--remote needs the worker's token: pass --token T or set ${TOKEN_ENV}.")
+    try:
+        from .client import RemoteAnimator
+    except ImportError as err:
+        raise AvatarcamError(f"the remote client needs {err.name}; install it with: "
+                             'pip install "avatarcam[serve]"') from None
+    mode = args.uplink or ("keypoints" if checkpoint else "image")
+    if mode == "keypoints" and not checkpoint:
+        raise AvatarcamError("--uplink keypoints needs the model weights here; pass --checkpoint or use "
+                             "--uplink image")
+    return RemoteAnimator.connect(args.remote, token, checkpoint=checkpoint if mode == "keypoints" else None,
+                                  avatar=avatar, mode=mode, downlink=args.downlink, quality=args.jpeg_quality)
