@@ -62,6 +62,9 @@ def _checkpoint(explicit: str | None) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.replicas < 1:
+        raise AvatarcamError("--replicas must be at least 1")
+    checkpoint = _checkpoint(args.checkpoint)
     try:
         import ray
         from ray import serve
@@ -70,9 +73,6 @@ def main(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise AvatarcamError(f"the worker needs Ray Serve ({err.name} is missing); "
                              'install it with: pip install "avatarcam[serve]"') from None
-    if args.replicas < 1:
-        raise AvatarcamError("--replicas must be at least 1")
-    checkpoint = _checkpoint(args.checkpoint)
     token = args.token or os.environ.get(TOKEN_ENV) or ""
     if not token:
         token = secrets.token_urlsafe(24)

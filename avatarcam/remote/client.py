@@ -195,10 +195,12 @@ class RemoteAnimator:
         return self._calibration is not None
 
     def wait_ready(self, timeout: float) -> None:
-        """Block until the worker has the avatar ready; one-line AvatarcamError if refused or unreachable."""
+        """Block until the worker has the avatar ready; one-line AvatarcamError if refused or unreachable
+        (at start-up a failed attempt is reported at once; later, lost links are re-dialled)."""
         with self._lock:
-            self._lock.wait_for(lambda: self._source_kp is not None or self._stats.state == "refused", timeout)
-            if self._stats.state == "refused" or self._source_kp is None:
+            failed = ("refused", "reconnecting")
+            self._lock.wait_for(lambda: self._source_kp is not None or self._stats.state in failed, timeout)
+            if self._source_kp is None:
                 why = self._stats.error or "no answer"
                 raise AvatarcamError(f"remote worker {self.remote.url}: {why}")
 
