@@ -22,7 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatarcam.engine import Animator, EngineOptions, FOMMConfig, write_synthetic_checkpoint
+from avatarcam.demo import write_synthetic_checkpoint
+from avatarcam.engine import Animator, EngineOptions, FOMMConfig
 from avatarcam.remote.client import UPLINK_JPEG_QUALITY, RemoteAnimator
 from avatarcam.remote.protocol import Frame, Kind, decode_picture, encode_picture, pack_keypoints
 
