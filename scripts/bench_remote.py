@@ -60,6 +60,25 @@ def jpeg_quality_table(picture: np.ndarray) -> list[dict]:
     return rows
 
 
+def model_batch_curve(anim: Animator, avatars: list[np.ndarray], kps, sizes=(1, 2, 4, 8),
+                      repeats: int = 5) -> list[dict]:
+    """The engine alone (no Ray, this process): pictures/s of one animate_batch forward per batch size."""
+    from avatarcam.engine import AnimateJob
+
+    sources = [anim.prepare_source(a) for a in avatars]
+    rows = []
+    for size in sizes:
+        jobs = [AnimateJob(sources[i % len(sources)], kps[i % len(kps)]) for i in range(size)]
+        anim.animate_batch(jobs)  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            anim.animate_batch(jobs)
+        seconds = (time.perf_counter() - t0) / repeats
+        rows.append({"batch": size, "ms_per_batch": round(seconds * 1000, 1),
+                     "pictures_per_s": round(size / seconds, 1)})
+    return rows
+
+
 def _deploy(checkpoint: str, port: int, replicas: int, max_batch: int, device: str) -> None:
     from avatarcam.remote.server import build_app, start
 
@@ -95,6 +114,29 @@ def overhead(url: str, avatar: np.ndarray, kps, frames: int) -> list[dict]:
                      "overhead_p50_ms": round(float(np.median(rtt - model)), 2),
                      "overhead_p95_ms": round(float(np.percentile(rtt - model, 95)), 2)})
     return rows
+
+
+def transport_floor(url: str, avatar: np.ndarray, count: int = 200) -> dict:
+    """Ping/pong through the Serve proxy and the replica's event loop: the least any frame can cost."""
+    from websockets.sync.client import connect
+
+    from avatarcam.remote.protocol import PROTOCOL_VERSION, avatar_id, control, parse_control
+
+    data = cv2.imencode(".png", cv2.cvtColor(avatar, cv2.COLOR_RGB2BGR))[1].tobytes()
+    with connect(url + "/session", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+        ws.send(control("hello", version=PROTOCOL_VERSION, avatar=avatar_id(data), mode="keypoints",
+                        downlink="jpeg", quality=90))
+        if parse_control(ws.recv(), ("ready", "need_avatar"))["type"] == "need_avatar":
+            ws.send(Frame(Kind.AVATAR, 0, data).pack())
+            parse_control(ws.recv(), ("ready",))
+        times = []
+        for _ in range(count):
+            t0 = time.perf_counter()
+            ws.send(control("ping", t=0.0))
+            parse_control(ws.recv(), ("pong",))
+            times.append((time.perf_counter() - t0) * 1000)
+    times = times[count // 10:]
+    return {"ping_p50_ms": round(float(np.median(times)), 2), "ping_p95_ms": round(float(np.percentile(times, 95)), 2)}
 
 
 class _Detector:
@@ -178,11 +220,13 @@ def main() -> int:
         "image_jpeg": len(Frame(Kind.IMAGE, 1, encode_picture(_square(chelsea()), "jpeg",
                                                               UPLINK_JPEG_QUALITY)).pack())}}
     results["jpeg_quality"] = jpeg_quality_table(avatars[0])
+    results["model_batch"] = model_batch_curve(detector, avatars, kps)
     port = free_port()
     ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     url = f"ws://127.0.0.1:{port}"
     try:
         _deploy(checkpoint, port, 1, 8, args.device)
+        results["transport_floor"] = transport_floor(url, avatars[0])
         results["overhead"] = overhead(url, avatars[0], kps, args.frames)
         results["throughput"] = []
         for replicas in (int(v) for v in args.replicas.split(",")):
