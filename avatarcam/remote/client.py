@@ -104,6 +104,13 @@ class RemoteStats:
 
 
 @dataclass(frozen=True)
+class RemoteEngine:
+    device: str
+    precision: str
+    backend: str
+
+
+@dataclass(frozen=True)
 class RemoteSource:
     """An avatar as the worker gets it: a PNG at the model's size and its content address."""
 
@@ -175,6 +182,20 @@ class RemoteAnimator:
         s = self.stats()
         text = f"remote {s.engine + ' @ ' if s.engine else ''}{self.remote.url} {s.state}"
         return text + (f", rtt {s.rtt_ms:.0f} ms, {s.in_flight} in flight" if s.state == "connected" else "")
+
+    @property
+    def device(self) -> str:
+        return "remote"
+
+    @property
+    def precision(self) -> str:
+        """The worker's precision (from its engine line, e.g. "torch-cuda fp16" -> "fp16"), "" until connected."""
+        return self.stats().engine.split(" ")[-1] if self.stats().engine else ""
+
+    @property
+    def options(self) -> RemoteEngine:
+        """What runs the model, as the pipeline's stats read it from an Animator's ``options``."""
+        return RemoteEngine("remote", self.precision, "remote")
 
     @property
     def motion(self) -> RelativeMotion:

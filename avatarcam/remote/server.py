@@ -12,6 +12,7 @@ the ``AvatarStore`` deployment (content-addressed, bounded bytes, LRU).
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import time
 from collections import OrderedDict
@@ -50,9 +51,11 @@ MAX_BATCH = 8
 BATCH_WAIT_S = 0.0
 HELLO_TIMEOUT_S = 10.0
 MAX_UPLINK_CROP_PIXELS = 1024 * 1024
-CLOSE_CODES = {"unauthorized": 4401, "too_large": 1009}
+# close codes of a fatal ProtocolError; the client does not retry 4400, 4401 and 1009 (refusals)
+CLOSE_CODES = {"unauthorized": 4401, "too_large": 1009, "timeout": 4408}
 
 app = FastAPI(title="avatarcam worker")
+log = logging.getLogger("avatarcam.remote")
 
 
 def rss_mb() -> float | None:
@@ -165,9 +168,11 @@ class Session:
             t0 = time.perf_counter()
             try:
                 picture, model_ms = await self.worker.decode(await self._job(frame))
-            except ProtocolError as err:
-                await self.send(control("error", code=err.code, message=f"frame {frame.seq}: {err.message}",
-                                        fatal=False))
+            except Exception as err:  # noqa: BLE001 - one bad frame (or a model failure) must not end the call
+                code, text = (err.code, err.message) if isinstance(err, ProtocolError) else (
+                    "model_failed", f"the model failed ({type(err).__name__}: {err})")
+                log.warning("session frame %d: %s", frame.seq, text)
+                await self.send(control("error", code=code, message=f"frame {frame.seq}: {text}"[:1000], fatal=False))
                 continue
             payload = encode_picture(to_uint8(picture), self.downlink, self.quality)
             if self.mode == "image":  # the detector ran here too: count it as model time
@@ -240,6 +245,8 @@ class AvatarWorker:
             await Session(ws, self, hello, prepared).run()
         except ProtocolError as err:
             await self._refuse(ws, err)
+        except TimeoutError:
+            await self._refuse(ws, ProtocolError("timeout", f"nothing received for {HELLO_TIMEOUT_S:g} s", True))
         except WebSocketDisconnect:
             pass
 
