@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..engine import Animator, Calibration, EngineOptions, Keypoints, RelativeMotion
+from ..engine import Animator, EngineOptions, Keypoints, RelativeMotion
 from ..engine.options import check_choice
 from ..errors import AvatarcamError
 from ..imaging import load_image, resize_square, to_rgb_float, to_uint8
@@ -126,14 +126,13 @@ class RemoteAnimator:
             raise AvatarcamError("keypoints mode needs the keypoint detector: pass --checkpoint, or use image mode")
         self.remote = options
         self._detector = detector
-        self._motion = motion or RelativeMotion()
+        self.motion = motion or RelativeMotion()  # read per frame: a change applies to the next one
         self.size = detector.size if detector is not None else size
         self._stats = RemoteStats()
         self._lock = threading.Condition()  # guards everything below, shared with the loop thread
         self._source: RemoteSource | None = None
         self._source_kp: Keypoints | None = None  # the avatar's keypoints, from the worker's ready
-        self._neutral: Keypoints | None = None
-        self._calibration: Calibration | None = None
+        self._neutral: Keypoints | None = None  # the driving face's neutral pose (keypoints mode)
         self._calibrate_next = False
         self._seq = 0
         self._pending: Frame | None = None
@@ -198,22 +197,8 @@ class RemoteAnimator:
         return RemoteEngine("remote", self.precision, "remote")
 
     @property
-    def motion(self) -> RelativeMotion:
-        return self._motion
-
-    @motion.setter
-    def motion(self, motion: RelativeMotion) -> None:
-        with self._lock:
-            self._motion = motion
-            self._recalibrate()
-
-    @property
     def has_source(self) -> bool:
         return self._source is not None
-
-    @property
-    def is_calibrated(self) -> bool:
-        return self._calibration is not None
 
     def wait_ready(self, timeout: float) -> None:
         """Block until the worker has the avatar ready; one-line AvatarcamError if refused or unreachable
@@ -240,7 +225,7 @@ class RemoteAnimator:
 
     def use_source(self, source: RemoteSource) -> None:
         with self._lock:
-            self._source, self._source_kp, self._calibration = source, None, None
+            self._source, self._source_kp = source, None
             self._picture, self._in_flight = None, {}
         self._loop.call_soon_threadsafe(self._restart.set)
 
@@ -261,30 +246,29 @@ class RemoteAnimator:
         kp = keypoints if keypoints is not None else self.detect(frame)
         with self._lock:
             self._neutral, self._calibrate_next = kp, False
-            self._recalibrate()
+
+    @property
+    def is_calibrated(self) -> bool:
+        """A neutral pose is set (keypoints mode; in image mode the worker keeps it)."""
+        return self._neutral is not None
 
     def request_calibration(self) -> None:
         self._calibrate_next = True
 
     def reset_calibration(self) -> None:
         with self._lock:
-            self._neutral = self._calibration = None
-
-    def _recalibrate(self) -> None:
-        ready = self._neutral is not None and self._source_kp is not None
-        scale = self._motion.movement_scale(self._source_kp, self._neutral) if ready else 1.0
-        self._calibration = Calibration(self._neutral, scale) if ready else None
+            self._neutral = None
 
     def _driving(self, kp: Keypoints) -> Keypoints | None:
         """The keypoints to send: relative to the neutral pose, as Animator.animate_keypoints does."""
         with self._lock:
             if self._source_kp is None:
                 return None
-            if self._calibration is None or self._calibrate_next:
+            if self._neutral is None or self._calibrate_next:
                 self._neutral, self._calibrate_next = kp, False
-                self._recalibrate()
-            cal = self._calibration
-            return self._motion.apply(self._source_kp, kp, cal.neutral, cal.scale)
+            source, neutral = self._source_kp, self._neutral
+        # the scale is a convex hull of 10 points: cheap enough to follow motion/avatar changes per frame
+        return self.motion.apply(source, kp, neutral, self.motion.movement_scale(source, neutral))
 
     # the per-frame step ----------------------------------------------------------------------
     def animate(self, frame: np.ndarray, *, keypoint_filter=None, exact: bool = False) -> np.ndarray:
@@ -419,7 +403,6 @@ class RemoteAnimator:
         value, jacobian = keypoints_from_json(msg["keypoints"])
         with self._lock:
             self._source_kp = Keypoints.from_numpy(value, jacobian)
-            self._recalibrate()
             self._stats.state, self._stats.replica, self._stats.error = "connected", msg["replica"], ""
             self._stats.engine = msg["engine"]
             self._last_heard = time.monotonic()

@@ -23,23 +23,8 @@ from ray import serve
 
 from ..engine import AnimateJob, Animator, EngineOptions, Keypoints, PreparedSource
 from ..imaging import to_uint8
-from .protocol import (
-    MULTIPLEX_HEADER,
-    PICTURE_ENCODING,
-    TOKEN_HEADER,
-    Flag,
-    Frame,
-    Kind,
-    ProtocolError,
-    avatar_id,
-    control,
-    decode_image,
-    encode_picture,
-    keypoints_to_json,
-    parse_control,
-    unpack_frame,
-    unpack_keypoints,
-)
+from . import protocol as wire
+from .protocol import Frame, Kind, ProtocolError
 
 APP_NAME = "avatarcam"
 SESSIONS_PER_REPLICA = 64  # long-lived WebSockets: each holds one of the replica's ongoing requests
@@ -90,7 +75,7 @@ class AvatarStore:
         return self._items.get(key)
 
     def put(self, data: bytes) -> str:
-        key = avatar_id(data)
+        key = wire.avatar_id(data)
         if key not in self._items:
             self._items[key] = data
             self._bytes += len(data)
@@ -129,6 +114,10 @@ class Session:
             else:
                 await self.ws.send_text(message)
 
+    async def send_error(self, code: str, message: str) -> None:
+        """A non-fatal error: the session goes on."""
+        await self.send(wire.control("error", code=code, message=message[:1000], fatal=False))
+
     async def run(self) -> None:
         processor = asyncio.create_task(self._process())
         try:
@@ -142,14 +131,14 @@ class Session:
             msg = await _receive(self.ws)
             try:
                 if msg.get("text") is not None:
-                    ping = parse_control(msg["text"], ("ping",))
-                    await self.send(control("pong", t=ping["t"]))
+                    ping = wire.parse_control(msg["text"], ("ping",))
+                    await self.send(wire.control("pong", t=ping["t"]))
                 else:
-                    self._accept(unpack_frame(msg.get("bytes") or b"", self.allowed))
+                    self._accept(wire.unpack_frame(msg.get("bytes") or b"", self.allowed))
             except ProtocolError as err:
                 if err.fatal:
                     raise
-                await self.send(control("error", code=err.code, message=err.message, fatal=False))
+                await self.send_error(err.code, err.message)
 
     def _accept(self, frame: Frame) -> None:
         if frame.seq <= self._last_seq:
@@ -172,24 +161,24 @@ class Session:
                 code, text = (err.code, err.message) if isinstance(err, ProtocolError) else (
                     "model_failed", f"the model failed ({type(err).__name__}: {err})")
                 log.warning("session frame %d: %s", frame.seq, text)
-                await self.send(control("error", code=code, message=f"frame {frame.seq}: {text}"[:1000], fatal=False))
+                await self.send_error(code, f"frame {frame.seq}: {text}")
                 continue
-            payload = encode_picture(to_uint8(picture), self.downlink, self.quality)
+            payload = wire.encode_picture(to_uint8(picture), self.downlink, self.quality)
             if self.mode == "image":  # the detector ran here too: count it as model time
                 model_ms = (time.perf_counter() - t0) * 1000
-            await self.send(Frame(Kind.PICTURE, frame.seq, payload, PICTURE_ENCODING[self.downlink],
+            await self.send(Frame(Kind.PICTURE, frame.seq, payload, wire.PICTURE_ENCODING[self.downlink],
                                   frame.t_sent, model_ms).pack())
 
     async def _job(self, frame: Frame) -> AnimateJob:
         if frame.kind == Kind.KEYPOINTS:  # already relative to the neutral pose (done on the client)
-            value, jacobian = unpack_keypoints(frame.payload)
+            value, jacobian = wire.unpack_keypoints(frame.payload)
             if value.shape[1] != self.prepared.keypoints.value.shape[1]:
                 raise ProtocolError("bad_keypoints", f"{value.shape[1]} keypoints sent; this model uses "
                                     f"{self.prepared.keypoints.value.shape[1]}")
             return AnimateJob(self.prepared, Keypoints.from_numpy(value, jacobian))
-        crop = decode_image(frame.payload, "face crop", MAX_UPLINK_CROP_PIXELS)
+        crop = wire.decode_image(frame.payload, "face crop", MAX_UPLINK_CROP_PIXELS)
         kp = await asyncio.to_thread(self.worker.animator.detect, crop)
-        if self.calibration is None or frame.flags & Flag.CALIBRATE:
+        if self.calibration is None or frame.flags & wire.Flag.CALIBRATE:
             self.calibration = self.worker.animator.make_calibration(self.prepared, kp)
         return AnimateJob(self.prepared, kp, self.calibration)
 
@@ -221,7 +210,7 @@ class AvatarWorker:
         data = await self.store.get.remote(key)
         if data is None:
             raise ProtocolError("unknown_avatar", f"avatar {key[:12]}... is not on the server; upload it", True)
-        return await asyncio.to_thread(self.animator.prepare_source, decode_image(data, "avatar"))
+        return await asyncio.to_thread(self.animator.prepare_source, wire.decode_image(data, "avatar"))
 
     @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
     async def decode(self, jobs: list[AnimateJob]) -> list[tuple[np.ndarray, float]]:
@@ -239,9 +228,9 @@ class AvatarWorker:
             hello = await self._handshake(ws)
             prepared = await self.prepared_avatar(hello["avatar"])
             kp = prepared.keypoints.numpy()
-            await ws.send_text(control("ready", avatar=hello["avatar"], size=self.animator.size, replica=self.replica,
-                                       engine=self.animator.describe(),
-                                       keypoints=keypoints_to_json(kp["value"], kp.get("jacobian"))))
+            await ws.send_text(wire.control("ready", avatar=hello["avatar"], size=self.animator.size,
+                                            replica=self.replica, engine=self.animator.describe(),
+                                            keypoints=wire.keypoints_to_json(kp["value"], kp.get("jacobian"))))
             await Session(ws, self, hello, prepared).run()
         except ProtocolError as err:
             await self._refuse(ws, err)
@@ -252,29 +241,29 @@ class AvatarWorker:
 
     async def _handshake(self, ws: WebSocket) -> dict:
         """Token, hello, and the avatar upload if this cluster has never seen the avatar."""
-        given = ws.headers.get(TOKEN_HEADER, "").removeprefix("Bearer ").strip()
+        given = ws.headers.get(wire.TOKEN_HEADER, "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(token_digest(given), self._token_sha256):
             raise ProtocolError("unauthorized", "wrong or missing token; use the token the server was started "
                                 "with (--token or $AVATARCAM_TOKEN)", fatal=True)
         msg = await asyncio.wait_for(_receive(ws), HELLO_TIMEOUT_S)
-        hello = parse_control(msg.get("text") or "", ("hello",))
-        routed = ws.headers.get(MULTIPLEX_HEADER)
+        hello = wire.parse_control(msg.get("text") or "", ("hello",))
+        routed = ws.headers.get(wire.MULTIPLEX_HEADER)
         if routed is not None and routed != hello["avatar"]:
-            raise ProtocolError("bad_message", f"the {MULTIPLEX_HEADER} header must be the avatar id", fatal=True)
+            raise ProtocolError("bad_message", f"the {wire.MULTIPLEX_HEADER} header must be the avatar id", fatal=True)
         if not await self.store.has.remote(hello["avatar"]):
-            await ws.send_text(control("need_avatar", avatar=hello["avatar"]))
+            await ws.send_text(wire.control("need_avatar", avatar=hello["avatar"]))
             upload = await asyncio.wait_for(_receive(ws), HELLO_TIMEOUT_S)
-            data = unpack_frame(upload.get("bytes") or b"", (Kind.AVATAR,)).payload
-            if avatar_id(data) != hello["avatar"]:
+            data = wire.unpack_frame(upload.get("bytes") or b"", (Kind.AVATAR,)).payload
+            if wire.avatar_id(data) != hello["avatar"]:
                 raise ProtocolError("unknown_avatar", "the uploaded avatar does not match its id (sha256)", True)
-            decode_image(data, "avatar")  # refuse a bad file before anyone stores it
+            wire.decode_image(data, "avatar")  # refuse a bad file before anyone stores it
             await self.store.put.remote(data)
         return hello
 
     @staticmethod
     async def _refuse(ws: WebSocket, err: ProtocolError) -> None:
         try:
-            await ws.send_text(control("error", code=err.code, message=err.message, fatal=True))
+            await ws.send_text(wire.control("error", code=err.code, message=err.message, fatal=True))
             await ws.close(CLOSE_CODES.get(err.code, 4400), err.message[:120])  # a close reason holds 123 bytes
         except (WebSocketDisconnect, RuntimeError):  # the caller already left
             pass
