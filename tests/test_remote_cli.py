@@ -35,23 +35,23 @@ def _client_args(*argv: str) -> argparse.Namespace:
 
 
 def test_no_remote_means_local():
-    assert connect_from_args(_client_args(), checkpoint=None) is None
+    assert connect_from_args(_client_args()) is None
 
 
 def test_remote_needs_a_token(monkeypatch):
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     with pytest.raises(AvatarcamError, match="token"):
-        connect_from_args(_client_args("--remote", "ws://127.0.0.1:1"), checkpoint=None)
+        connect_from_args(_client_args("--remote", "ws://127.0.0.1:1"))
 
 
 def test_keypoint_uplink_needs_local_weights(monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, "t")
     with pytest.raises(AvatarcamError, match="--uplink image"):
-        connect_from_args(_client_args("--remote", "ws://127.0.0.1:1", "--uplink", "keypoints"), checkpoint=None)
+        connect_from_args(_client_args("--remote", "ws://127.0.0.1:1", "--uplink", "keypoints"))
 
 
 def test_unreachable_worker_is_one_line(monkeypatch, astronaut):
     monkeypatch.setenv(TOKEN_ENV, "t")
     port = free_port()  # nothing listens there
     with pytest.raises(AvatarcamError, match=f"127.0.0.1:{port}.*(refused|Errno)"):
-        connect_from_args(_client_args("--remote", f"ws://127.0.0.1:{port}", "--uplink", "image"), None, astronaut)
+        connect_from_args(_client_args("--remote", f"ws://127.0.0.1:{port}", "--uplink", "image"), astronaut)

@@ -10,6 +10,7 @@ import argparse
 import os
 
 from ..errors import AvatarcamError
+from ..paths import find_checkpoint
 from .protocol import DEFAULT_QUALITY, DOWNLINKS, MODES, QUALITY_RANGE
 
 TOKEN_ENV = "AVATARCAM_TOKEN"
@@ -35,9 +36,10 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"downlink JPEG quality (default: {DEFAULT_QUALITY})")
 
 
-def connect_from_args(args: argparse.Namespace, checkpoint: str | None, avatar=None):
-    """A RemoteAnimator for ``--remote`` (None without it). ``checkpoint``: local weights for the
-    keypoint detector, or None (then the face crop is sent). Raises a one-line AvatarcamError."""
+def connect_from_args(args: argparse.Namespace, avatar=None):
+    """A RemoteAnimator for ``--remote`` (None without it). The keypoint detector runs here when the
+    weights are found (``--checkpoint`` or the usual places); else face crops are sent. With ``avatar``
+    it waits until the worker is ready. Raises a one-line AvatarcamError."""
     if not getattr(args, "remote", None):
         return None
     token = args.token or os.environ.get(TOKEN_ENV)
@@ -48,9 +50,11 @@ def connect_from_args(args: argparse.Namespace, checkpoint: str | None, avatar=N
     except ImportError as err:
         raise AvatarcamError(f"the remote client needs {err.name}; install it with: "
                              'pip install "avatarcam[serve]"') from None
+    found = find_checkpoint(getattr(args, "checkpoint", None))
+    checkpoint = str(found) if found.is_file() else None
     mode = args.uplink or ("keypoints" if checkpoint else "image")
     if mode == "keypoints" and not checkpoint:
-        raise AvatarcamError("--uplink keypoints needs the model weights here; pass --checkpoint or use "
-                             "--uplink image")
+        raise AvatarcamError(f"{found}: no model weights here for --uplink keypoints; pass --checkpoint PATH "
+                             "or use --uplink image")
     return RemoteAnimator.connect(args.remote, token, checkpoint=checkpoint if mode == "keypoints" else None,
                                   avatar=avatar, mode=mode, downlink=args.downlink, quality=args.jpeg_quality)
