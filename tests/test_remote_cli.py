@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
 
 import pytest
+from helpers import wait_until
 from remote_fixtures import free_port
 
 from avatarcam.cli import main
@@ -55,3 +63,30 @@ def test_unreachable_worker_is_one_line(monkeypatch, astronaut):
     port = free_port()  # nothing listens there
     with pytest.raises(AvatarcamError, match=f"127.0.0.1:{port}.*(refused|Errno)"):
         connect_from_args(_client_args("--remote", f"ws://127.0.0.1:{port}", "--uplink", "image"), astronaut)
+
+
+def test_serve_command_says_ready_serves_healthz_and_stops_on_ctrl_c(tiny_checkpoint):
+    """The real command in its own process, with its own embedded Ray instance."""
+    pytest.importorskip("ray.serve")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "avatarcam", "serve", "--checkpoint", str(tiny_checkpoint),
+                             "--port", str(port), "--device", "cpu", "--precision", "fp32"],
+                            env={**os.environ, TOKEN_ENV: "t"}, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: any("worker ready" in line for line in lines) or proc.poll() is not None, timeout=120)
+        ready = [line for line in lines if line.startswith("avatarcam:")]
+        assert ready == [f"avatarcam: worker ready on ws://127.0.0.1:{port} (1 replica(s), 0 GPU each); health at "
+                         f"http://127.0.0.1:{port}/healthz; Ctrl-C stops\n"], lines
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as reply:
+            assert json.loads(reply.read())["engine"] == "torch-cpu fp32"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(10)
+    assert any("stopping the worker" in line for line in lines)

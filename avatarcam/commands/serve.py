@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import sys
@@ -78,6 +79,7 @@ def main(args: argparse.Namespace) -> int:
         token = secrets.token_urlsafe(24)
         print(f"avatarcam: no --token or ${TOKEN_ENV}; callers must use --token {token}", file=sys.stderr)
     ray.init(address=args.address, logging_level="WARNING", log_to_driver=False)
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # one line of ours, not Serve's start-up log
     try:
         gpus = args.gpus_per_replica
         if gpus is None:
