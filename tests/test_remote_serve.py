@@ -281,6 +281,26 @@ def test_load_concurrent_sessions(remote_worker, avatars, frames):
             assert after - rss_before[replica] < 300, "replica memory grew under load"
 
 
+def test_pipeline_runs_on_the_remote_worker(tmp_path, remote_worker):
+    """The real pipeline (video-file camera, framing, stabiliser, calibration) with the model step remote."""
+    from avatarcam.demo import face_on_background, write_clip
+    from avatarcam.pipeline import Pipeline, PipelineConfig
+
+    clip = write_clip(tmp_path / "c.mp4", face_on_background([(220 + 3 * i, 140) for i in range(30)], 200), 30.0)
+    remote = RemoteAnimator.connect(remote_worker.url, remote_worker.token, checkpoint=remote_worker.checkpoint)
+    pipeline = Pipeline(PipelineConfig(camera=clip, vcam=False, detector="lbp"), animator=remote)
+    try:
+        pipeline.start()
+        remote.wait_ready(60)
+        wait_until(lambda: remote.stats().received >= 5, message="pictures from the worker")
+        stats = pipeline.stats()
+    finally:
+        pipeline.stop()
+        remote.close()
+    assert stats.calibrated and stats.frames_out > 0
+    assert remote.stats().error == "" and not [n for n in pipeline.notices if "failed" in n]
+
+
 def test_worker_killed_mid_stream_client_holds_then_resumes(remote_worker, avatars, frames):
     """Runs last: it kills a replica (Serve starts a new one). Nothing crashes; the stream resumes."""
     import ray
