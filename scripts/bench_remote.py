@@ -196,7 +196,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batches", default="1,4,8")
-    parser.add_argument("--replicas", default="1,2")
+    parser.add_argument("--replicas", default="1,2", help="replica counts to try (empty: skip throughput)")
     parser.add_argument("--json", help="also write the results here")
     return parser.parse_args()
 
@@ -229,7 +229,7 @@ def main() -> int:
         results["transport_floor"] = transport_floor(url, avatars[0])
         results["overhead"] = overhead(url, avatars[0], kps, args.frames)
         results["throughput"] = []
-        for replicas in (int(v) for v in args.replicas.split(",")):
+        for replicas in (int(v) for v in args.replicas.split(",") if v):
             for batch in (int(v) for v in args.batches.split(",")):
                 _deploy(checkpoint, port, replicas, batch, args.device)
                 rss_before = {k: v["rss_mb"] for k, v in _health(port).items()}

@@ -371,8 +371,10 @@ class RemoteAnimator:
         import websockets
 
         headers = {"Authorization": f"Bearer {self.remote.token}", MULTIPLEX_HEADER: source.key}
+        # no permessage-deflate: pictures are JPEG already and keypoints are tiny; deflate only costs time
         async with websockets.connect(self.remote.session_url, additional_headers=headers, max_size=MAX_MESSAGE_BYTES,
-                                      open_timeout=self.remote.timeout_s, ping_interval=None) as ws:
+                                      open_timeout=self.remote.timeout_s, ping_interval=None,
+                                      compression=None) as ws:
             await ws.send(control("hello", version=PROTOCOL_VERSION, avatar=source.key, mode=self.remote.mode,
                                   downlink=self.remote.downlink, quality=self.remote.quality))
             msg = await self._control(ws, ("ready", "need_avatar"))
