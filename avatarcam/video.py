@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from .errors import MediaError, OutputError
+from .imaging import to_uint8
 
 
 class VideoReader:
@@ -87,9 +88,7 @@ class AtomicVideoWriter:
         self._size: tuple[int, int] | None = None
 
     def write(self, frame: np.ndarray) -> None:
-        img = np.asarray(frame)
-        if img.dtype != np.uint8:
-            img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        img = to_uint8(frame)
         h, w = img.shape[:2]
         if self._writer is None:
             self._size = (w, h)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from avatarcam import paths
-from avatarcam.avatars import AVATAR_SIZE, add_avatar, list_avatars, load_avatar
 from avatarcam.errors import MediaError
+from avatarcam.pipeline.avatars import AVATAR_SIZE, add_avatar, list_avatars, load_avatar
 
 
 def test_bundled_avatars_are_listed_and_documented():

@@ -9,6 +9,7 @@ reported; consumers never block on it (``latest(after_index, timeout)``).
 from __future__ import annotations
 
 import os
+import platform
 import threading
 import time
 from collections.abc import Callable
@@ -76,6 +77,22 @@ def _open_index(index: int) -> cv2.VideoCapture:
     finally:
         if logging:
             logging.setLogLevel(previous)
+
+
+def probe_camera(index: int) -> bool:
+    """Whether camera ``index`` opens and gives a frame: THE camera probe (GUI picker, doctor)."""
+    if platform.system() == "Linux" and not os.path.exists(f"/dev/video{index}"):
+        return False  # cheap check first: opening a missing index costs a timeout on some systems
+    cap = _open_index(index)
+    try:
+        return bool(cap.isOpened() and cap.read()[0])
+    finally:
+        cap.release()
+
+
+def list_cameras(count: int = 4) -> list[int]:
+    """The indices among 0..count-1 of cameras that work now."""
+    return [i for i in range(max(0, count)) if probe_camera(i)]
 
 
 class OpenCVSource:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import AvatarcamError, OutputError
+from ..imaging import to_uint8
 from ..video import AtomicVideoWriter
 
 LINUX_FIX = "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=avatarcam"
@@ -33,13 +34,6 @@ def vcam_fix_message(system: str | None = None, detail: str = "") -> str:
         return (f"no virtual camera{why}; fix: install OBS Studio 28 or newer, click 'Start Virtual Camera' "
                 f"once and stop it again, then restart avatarcam.")
     return f"no virtual camera{why}; this OS is not supported by pyvirtualcam."
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image)
-    if img.dtype == np.uint8:
-        return img
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def letterbox(image: np.ndarray, size: tuple[int, int], mirror: bool = False) -> np.ndarray:
@@ -142,6 +136,10 @@ class FileSink:
     @property
     def frames(self) -> int:
         return self.writer.frames
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
 
     def write(self, frame: np.ndarray, t: float) -> None:
         if self.failed:

@@ -2,15 +2,17 @@
 
 FOMM's keypoints jitter by a fraction of a pixel from frame to frame even on a still face, which
 makes the avatar shimmer. The filter removes that jitter at rest and lets real motion through
-(its cutoff rises with speed). Hook it in with ``animator.keypoint_filter = KeypointStabilizer(0.5)``
-or call it between ``animator.detect`` and ``animator.animate_keypoints``.
+(its cutoff rises with speed). It filters the tensors where they are (no copy to the CPU) and is
+passed to the animator as its keypoint filter.
 """
 
 from __future__ import annotations
 
-import torch
+import dataclasses
+from collections.abc import Callable
+from typing import Any
 
-from .framing import OneEuroFilter
+from .filters import OneEuroFilter
 
 
 def stabilizer_params(strength: float) -> tuple[float, float]:
@@ -20,27 +22,33 @@ def stabilizer_params(strength: float) -> tuple[float, float]:
 
 
 class KeypointStabilizer:
+    """Call with keypoints (a ``{"value", "jacobian"}`` dict or a ``Keypoints`` dataclass) and the
+    frame time; returns the same kind of object, smoothed, in the input's dtype and device."""
+
     def __init__(self, strength: float = 0.5) -> None:
         self.strength = float(strength)
         min_cutoff, beta = stabilizer_params(strength)
-        self._value = OneEuroFilter(min_cutoff, beta)
-        self._jacobian = OneEuroFilter(min_cutoff, beta)
+        self._filters = {"value": OneEuroFilter(min_cutoff, beta), "jacobian": OneEuroFilter(min_cutoff, beta)}
 
     @property
     def enabled(self) -> bool:
         return self.strength > 0
 
     def reset(self) -> None:
-        self._value.reset()
-        self._jacobian.reset()
+        for filt in self._filters.values():
+            filt.reset()
 
-    def __call__(self, kp: dict[str, torch.Tensor], t: float | None = None) -> dict[str, torch.Tensor]:
+    def at(self, t: float) -> Callable[[Any], Any]:
+        """This stabiliser as a one-argument keypoint filter for the frame taken at ``t``."""
+        return lambda kp: self(kp, t)
+
+    def __call__(self, kp: Any, t: float | None = None) -> Any:
         if not self.enabled:
             return kp
-        out = dict(kp)
-        for key, filt in (("value", self._value), ("jacobian", self._jacobian)):
-            if key in kp:
-                ref = kp[key]
-                smoothed = filt(ref.detach().float().cpu().numpy(), t)
-                out[key] = torch.from_numpy(smoothed).to(device=ref.device, dtype=ref.dtype)
-        return out
+        is_dict = isinstance(kp, dict)
+        smoothed = {}
+        for key, filt in self._filters.items():
+            ref = kp.get(key) if is_dict else getattr(kp, key, None)
+            if ref is not None:
+                smoothed[key] = filt(ref, t).to(dtype=ref.dtype)
+        return {**kp, **smoothed} if is_dict else dataclasses.replace(kp, **smoothed)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..imaging import to_uint8
 from .capture import CaptureThread, Frame
 from .framing import FaceFramer, FramingResult
-from .outputs import letterbox, to_uint8
+from .outputs import letterbox
 from .stabilizer import KeypointStabilizer
 
 
@@ -62,7 +63,7 @@ class InferenceWorker(threading.Thread):
         self.publish = publish
         self.get_avatar = get_avatar
         self.out_size = out_size
-        self.stabilizer = stabilizer
+        self.stabilizer = stabilizer or KeypointStabilizer(0.0)  # replaced by Pipeline.set_stabilize
         self.notice = notice or (lambda msg: None)
         self.poll_s = poll_s
         self.passthrough = False
@@ -73,14 +74,10 @@ class InferenceWorker(threading.Thread):
         self.timings = Timings()
         self._out_times: deque[float] = deque(maxlen=60)
         self._last_result: np.ndarray | None = None  # last good model output (256x256 uint8)
-        self._calibrate = threading.Event()
         self._halt = threading.Event()
         self._errors = 0
 
     # control -----------------------------------------------------------------------------------
-    def request_calibration(self) -> None:
-        self._calibrate.set()
-
     def avatar_changed(self) -> None:
         """Forget the held frame of the previous avatar."""
         self._last_result = None
@@ -110,15 +107,12 @@ class InferenceWorker(threading.Thread):
             self.step(frame)
 
     def _animate(self, crop: np.ndarray, t: float) -> np.ndarray | None:
-        anim = self.animator
+        """THE frame -> picture route of the stream (neutral pose: the first frame, or the next one
+        after ``Pipeline.calibrate``)."""
+        anim, stabilizer = self.animator, self.stabilizer
         try:
-            kp = anim.detect(crop)
-            if self.stabilizer is not None:
-                kp = self.stabilizer(kp, t)
-            if self._calibrate.is_set():
-                self._calibrate.clear()
-                anim.calibrate(keypoints=kp)
-            result = to_uint8(anim.animate_keypoints(kp))
+            # engine-api: result = to_uint8(anim.animate(crop, keypoint_filter=stabilizer.at(t)))
+            result = to_uint8(anim.animate_keypoints(stabilizer(anim.detect(crop), t)))
             self._errors = 0
             return result
         except Exception as err:  # noqa: BLE001 - keep streaming; report once per burst
