@@ -129,9 +129,11 @@ def arg_type(name: str, cls: type = PipelineConfig):
             else:
                 value = type(spec.default)(text)
             return check_value(spec, value)
-        except (ValueError, AvatarcamError) as err:
+        except AvatarcamError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        except ValueError:
             hint = " like 640x480" if isinstance(spec.default, tuple) else ""
-            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {name}{hint} ({err})") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {name}{hint}") from None
 
     parse.__name__ = name  # argparse names the type in its messages
     return parse

@@ -36,7 +36,8 @@ class OneEuroFilter:
 
             x = np.asarray(x, dtype=np.float64)
         t = time.monotonic() if t is None else float(t)
-        if self._x is None or self._x.shape != x.shape or type(self._x) is not type(x):
+        if (self._x is None or self._x.shape != x.shape or type(self._x) is not type(x)
+                or getattr(self._x, "device", None) != getattr(x, "device", None)):  # a new stream: restart
             self._x, self._dx, self._t = x * 1.0, x * 0.0, t
             return x * 1.0
         dt = t - self._t
