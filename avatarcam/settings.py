@@ -40,7 +40,7 @@ class Settings(PipelineConfig):
         return replace(self, **changes)
 
     def pipeline_config(self) -> PipelineConfig:
-        return PipelineConfig(**{name: getattr(self, name) for name in PipelineConfig.field_names()})
+        return PipelineConfig(**{f.name: getattr(self, f.name) for f in fields(PipelineConfig)})
 
 
 def from_dict(data: Any) -> tuple[Settings, list[str]]:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .errors import MediaError, OutputError
-from .imaging import to_uint8
+from .imaging import opencv_to_rgb, to_uint8
 
 
 class VideoReader:
@@ -46,11 +46,7 @@ class VideoReader:
             if not ok or frame is None:
                 break
             produced += 1
-            if frame.ndim == 2:
-                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-            else:
-                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            yield frame
+            yield opencv_to_rgb(frame)
         if produced == 0:
             raise MediaError(f"{self.path}: the video has no readable frames; record or pick another video.")
 

@@ -26,14 +26,6 @@ SIZE_RANGE = (16, 7680)  # pixels, either side
 MAX_TEXT = 4096
 
 
-def _range(bounds: tuple[float, float]) -> dict[str, Any]:
-    return {"range": bounds}
-
-
-def _choices(choices: tuple[str, ...]) -> dict[str, Any]:
-    return {"choices": choices}
-
-
 @dataclass
 class PipelineConfig:
     """Everything :class:`~avatarcam.pipeline.Pipeline` needs; defaults suit a 640x480 webcam.
@@ -45,24 +37,24 @@ class PipelineConfig:
     """
 
     camera: str = "0"
-    capture_size: tuple[int, int] = field(default=(640, 480), metadata=_range(SIZE_RANGE))
-    capture_fps: float = field(default=30.0, metadata=_range(FPS_RANGE))
+    capture_size: tuple[int, int] = field(default=(640, 480), metadata={"range": SIZE_RANGE})
+    capture_fps: float = field(default=30.0, metadata={"range": FPS_RANGE})
     loop_video: bool = True
     checkpoint: str | None = None  # None = look in the default places (paths.find_checkpoint)
-    device: str = field(default="auto", metadata=_choices(DEVICES))
-    precision: str = field(default="auto", metadata=_choices(PRECISIONS))
-    backend: str = field(default="auto", metadata=_choices(BACKENDS))
+    device: str = field(default="auto", metadata={"choices": DEVICES})
+    precision: str = field(default="auto", metadata={"choices": PRECISIONS})
+    backend: str = field(default="auto", metadata={"choices": BACKENDS})
     avatar: str | None = None  # None = the first bundled avatar
-    framing: str = field(default="auto", metadata=_choices(FRAMINGS))
-    detector: str = field(default="auto", metadata=_choices(DETECTORS))
-    zoom: float = field(default=1.0, metadata=_range(ZOOM_RANGE))
-    offset: tuple[float, float] = field(default=(0.0, 0.0), metadata=_range(OFFSET_RANGE))
+    framing: str = field(default="auto", metadata={"choices": FRAMINGS})
+    detector: str = field(default="auto", metadata={"choices": DETECTORS})
+    zoom: float = field(default=1.0, metadata={"range": ZOOM_RANGE})
+    offset: tuple[float, float] = field(default=(0.0, 0.0), metadata={"range": OFFSET_RANGE})
     relative: bool = True
     adapt_scale: bool = True
-    stabilize: float = field(default=0.5, metadata=_range(STABILIZE_RANGE))
+    stabilize: float = field(default=0.5, metadata={"range": STABILIZE_RANGE})
     vcam: bool = True
-    vcam_size: tuple[int, int] = field(default=(640, 480), metadata=_range(SIZE_RANGE))
-    vcam_fps: float = field(default=30.0, metadata=_range(FPS_RANGE))
+    vcam_size: tuple[int, int] = field(default=(640, 480), metadata={"range": SIZE_RANGE})
+    vcam_fps: float = field(default=30.0, metadata={"range": FPS_RANGE})
     vcam_backend: str | None = None
     mirror_output: bool = False
     record: str | None = None
@@ -70,10 +62,6 @@ class PipelineConfig:
 
     def engine_options(self) -> EngineOptions:
         return EngineOptions(device=self.device, precision=self.precision, backend=self.backend)
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(PipelineConfig))
 
 
 def _number(name: str, value: Any, bounds: tuple[float, float] | None, kind: type) -> float | int:
@@ -113,14 +101,10 @@ def check_value(spec, value: Any) -> Any:
     return value
 
 
-def field_spec(name: str, cls: type = PipelineConfig):
-    return next(f for f in fields(cls) if f.name == name)
-
-
 def arg_type(name: str, cls: type = PipelineConfig):
     """An argparse ``type=`` for field ``name``: parses "WxH" for sizes, numbers otherwise, and
     range-checks with the field's declaration."""
-    spec = field_spec(name, cls)
+    spec = next(f for f in fields(cls) if f.name == name)
 
     def parse(text: str) -> Any:
         try:
@@ -137,7 +121,3 @@ def arg_type(name: str, cls: type = PipelineConfig):
 
     parse.__name__ = name  # argparse names the type in its messages
     return parse
-
-
-def choices(name: str, cls: type = PipelineConfig) -> tuple[str, ...]:
-    return field_spec(name, cls).metadata["choices"]

@@ -1,8 +1,5 @@
-"""Crop geometry: a detector's face box -> the VoxCeleb-like square the model was trained on.
-
-The face fills ~55-65% of the square's side with the eyes a little above the centre; each
-detector's box convention (``side_scale``, ``shift_y``) turns its box into that square.
-"""
+"""Crop geometry: a detector's face box -> the VoxCeleb-like square the model was trained on (the
+face fills ~55-65% of the side, eyes a little above the centre; see each detector's box convention)."""
 
 from __future__ import annotations
 

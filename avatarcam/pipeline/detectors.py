@@ -1,10 +1,6 @@
-"""Face detectors for framing, each with its own box convention (``side_scale``, ``shift_y``).
-
-``LBPDetector``: scikit-image's frontal-face cascade (ships with scikit-image, no download).
-``FaceAlignmentDetector``: face-alignment's BlazeFace, faster and more robust, whose weights are
-downloaded into the torch hub cache on first use. ``make_detector("auto")`` picks BlazeFace when
-its weights are cached and LBP otherwise, so nothing is ever downloaded behind your back.
-"""
+"""Face detectors for framing: scikit-image's LBP cascade (no download) and face-alignment's
+BlazeFace (faster, more robust; weights downloaded on first use). ``make_detector("auto")`` picks
+BlazeFace only when its weights are cached, so nothing is ever downloaded behind your back."""
 
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ import math
 import time
 from typing import Any
 
+import numpy as np
+
 
 class OneEuroFilter:
     """One Euro filter on a numpy array (computed in float64) or a torch tensor (in float32, on the
@@ -29,12 +31,7 @@ class OneEuroFilter:
         return 1.0 / (1.0 + tau / dt)
 
     def __call__(self, x: Any, t: float | None = None) -> Any:
-        if hasattr(x, "detach"):  # a torch tensor
-            x = x.detach().float()
-        else:
-            import numpy as np
-
-            x = np.asarray(x, dtype=np.float64)
+        x = x.detach().float() if hasattr(x, "detach") else np.asarray(x, dtype=np.float64)  # torch | numpy
         t = time.monotonic() if t is None else float(t)
         if (self._x is None or self._x.shape != x.shape or type(self._x) is not type(x)
                 or getattr(self._x, "device", None) != getattr(x, "device", None)):  # a new stream: restart

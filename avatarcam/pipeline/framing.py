@@ -40,22 +40,20 @@ class FaceFramer:
     def __init__(self, detector: FaceDetector | None = None, *, mode: str = "auto", zoom: float = 1.0,
                  offset: tuple[float, float] = (0.0, 0.0), detect_every: int = 3, smoothing: float = 0.7,
                  hold_seconds: float = 1.0, size: int = CROP_SIZE) -> None:
-        self._detector = detector
+        self.detector = detector  # None: the LBP detector, made on first use
         self.detect_every = max(1, int(detect_every))
         self.hold_seconds = hold_seconds
         self.size = size
         self._lock = threading.Lock()
         self._mode = "auto"
         self.mode = mode
-        self._zoom = 1.0
-        self._offset = (0.0, 0.0)
-        self.zoom, self.offset = zoom, offset
+        self.zoom, self.offset = 1.0, (0.0, 0.0)
+        self._set_crop(zoom, offset)
         self.smoothing = smoothing
         self._filter = OneEuroFilter(*self._filter_params(smoothing))
         self._target: np.ndarray | None = None  # (cx, cy, side) of the last detection
         self._target_t = -1e9
         self._count = 0
-        self.last_detect_ms = 0.0
         # async detection
         self._async = False
         self._pending: tuple[np.ndarray, float] | None = None
@@ -71,20 +69,6 @@ class FaceFramer:
 
     # controls ------------------------------------------------------------------------------------
     @property
-    def detector(self) -> FaceDetector:
-        if self._detector is None:
-            self._detector = LBPDetector()
-        return self._detector
-
-    @detector.setter
-    def detector(self, value: FaceDetector) -> None:
-        self._detector = value
-
-    @property
-    def has_detector(self) -> bool:
-        return self._detector is not None
-
-    @property
     def thread(self) -> threading.Thread | None:
         """The background detection thread (``start_async``), or None."""
         return self._thread
@@ -97,49 +81,36 @@ class FaceFramer:
     def mode(self, value: str) -> None:
         self._mode = check_choice("framing mode", value, FRAMINGS)
 
-    @property
-    def zoom(self) -> float:
-        return self._zoom
-
-    @zoom.setter
-    def zoom(self, value: float) -> None:
-        self._zoom = float(min(max(value, ZOOM_RANGE[0]), ZOOM_RANGE[1]))
-
-    @property
-    def offset(self) -> tuple[float, float]:
-        return self._offset
-
-    @offset.setter
-    def offset(self, value: tuple[float, float]) -> None:
-        dx, dy = (float(min(max(v, OFFSET_RANGE[0]), OFFSET_RANGE[1])) for v in value)
-        self._offset = (dx, dy)
+    def _set_crop(self, zoom: float, offset: tuple[float, float]) -> None:
+        """Zoom and offset (read them as ``zoom`` and ``offset``), clamped to the declared ranges."""
+        with self._lock:
+            self.zoom = float(min(max(zoom, ZOOM_RANGE[0]), ZOOM_RANGE[1]))
+            self.offset = tuple(float(min(max(v, OFFSET_RANGE[0]), OFFSET_RANGE[1])) for v in offset)
 
     def zoom_by(self, factor: float) -> None:
         """factor > 1 zooms in (the face gets bigger)."""
-        with self._lock:
-            self.zoom = self._zoom * float(factor)
+        self._set_crop(self.zoom * float(factor), self.offset)
 
     def move(self, dx: float, dy: float) -> None:
         """Shift the crop by fractions of its side (+x right, +y down)."""
-        with self._lock:
-            self.offset = (self._offset[0] + dx, self._offset[1] + dy)
+        self._set_crop(self.zoom, (self.offset[0] + dx, self.offset[1] + dy))
 
     def reset(self) -> None:
         """Zoom 1, no offset, and forget the tracked face."""
+        self._set_crop(1.0, (0.0, 0.0))
         with self._lock:
-            self.zoom, self.offset = 1.0, (0.0, 0.0)
             self._filter.reset()
             self._target, self._target_t = None, -1e9
             self._count = 0
 
     # detection -----------------------------------------------------------------------------------
     def _run_detector(self, image: np.ndarray, t: float) -> None:
-        t0 = time.perf_counter()
+        if self.detector is None:
+            self.detector = LBPDetector()
         try:
             boxes = self.detector.detect(image)
         except Exception:  # noqa: BLE001 - a detector hiccup just means "no face this time"
             boxes = []
-        self.last_detect_ms = (time.perf_counter() - t0) * 1000
         face = pick_face(boxes, self._target)
         if face is not None:
             with self._lock:
@@ -177,7 +148,7 @@ class FaceFramer:
         h, w = image.shape[:2]
         if self._mode == "manual":
             with self._lock:
-                zoom, (ox, oy) = self._zoom, self._offset
+                zoom, (ox, oy) = self.zoom, self.offset
             side = min(h, w) / zoom
             cx, cy = w / 2 + ox * side, h / 2 + oy * side
             return FramingResult(extract_crop(image, cx, cy, side, self.size),
@@ -192,7 +163,7 @@ class FaceFramer:
         self._count += 1
         with self._lock:
             target, target_t = self._target, self._target_t
-            zoom, (ox, oy) = self._zoom, self._offset
+            zoom, (ox, oy) = self.zoom, self.offset
             if target is None:
                 return FramingResult(None, None, False)
             smooth = self._filter(target / h, t) * h if self.smoothing > 0 else target

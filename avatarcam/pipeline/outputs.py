@@ -64,11 +64,6 @@ class VirtualCameraSink:
         self.fps = float(fps)
         self.backend = backend
         self._cam = None
-        self.frames = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self._cam is not None
 
     @property
     def device(self) -> str:
@@ -93,7 +88,6 @@ class VirtualCameraSink:
         if self._cam is None:
             return
         self._cam.send(frame)
-        self.frames += 1
 
     def close(self) -> None:
         cam, self._cam = self._cam, None
@@ -125,7 +119,6 @@ class FileSink:
         self.fps = float(fps)
         self.on_error = on_error
         self.failed = ""
-        self.dropped = 0
         self._queue: queue.Queue = queue.Queue(self.MAX_QUEUE)
         self._t0: float | None = None
         self._written = 0
@@ -146,8 +139,8 @@ class FileSink:
             return
         try:
             self._queue.put_nowait((frame, t))
-        except queue.Full:
-            self.dropped += 1
+        except queue.Full:  # the disk is slower than the stream: drop, never block it
+            pass
 
     def _loop(self) -> None:
         while True:

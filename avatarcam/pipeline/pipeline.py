@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +34,8 @@ Prepared = tuple[object, np.ndarray]  # (the animator's prepared source, the 256
 
 
 @dataclass
-class PipelineStats:
+class PipelineStats(Timings):  # the last frame's timings, and:
     fps: float = 0.0  # output frames per second
-    model_ms: float = 0.0
-    framing_ms: float = 0.0
-    capture_age_ms: float = 0.0
-    output_ms: float = 0.0
-    latency_ms: float = 0.0  # camera frame captured -> every output done
     dropped: int = 0  # camera frames never processed (the model was busy)
     frames_out: int = 0
     frames_captured: int = 0
@@ -90,8 +85,6 @@ class Pipeline:
         self._vcam_state = "off"
         self._recorder: FileSink | None = None
         self._recorded_frames = 0
-        self._passthrough = bool(cfg.passthrough)
-        self._mirror = bool(cfg.mirror_output)
         self._avatar_cache: dict[Hashable, Prepared] = {}
         self._avatar_by_path: dict[str, Prepared] = {}  # the latest version prepared from each file
         self._avatar_image = np.zeros((AVATAR_SIZE, AVATAR_SIZE, 3), np.uint8)
@@ -110,10 +103,6 @@ class Pipeline:
                 callback(message)
             except Exception:  # noqa: BLE001 - a UI callback must never break the stream
                 pass
-
-    def _on_camera_state(self, state: str, message: str) -> None:
-        if message:
-            self._notice(message)
 
     # lifecycle -----------------------------------------------------------------------------------
     def _load_animator(self):
@@ -144,20 +133,19 @@ class Pipeline:
         cfg = self.config
         if self.animator is None:
             self.animator = self._load_animator()
-        if not self._framing.has_detector:
+        if self._framing.detector is None:
             self._framing.detector = make_detector(cfg.detector, notice=self._notice)
         # the first avatar is prepared here so the first output frame already shows it
         self._apply(*self._prepare(cfg.avatar if cfg.avatar is not None else default_avatar()))
         capture = CaptureThread(cfg.camera, tuple(cfg.capture_size), cfg.capture_fps, loop=cfg.loop_video,
-                                opener=self._opener, on_state=self._on_camera_state)
+                                opener=self._opener,
+                                on_state=lambda _state, message: message and self._notice(message))
         capture.open()  # CameraError now, with its fix, if the camera cannot be opened at all
         self._capture = capture
         self._open_outputs()
-        self._worker = InferenceWorker(capture, self._framing, self.animator, publish=self._publish,
-                                       get_avatar=lambda: self._avatar_image, out_size=tuple(cfg.vcam_size),
-                                       stabilizer=self._stabilizer, notice=self._notice)
-        self._worker.passthrough = self._passthrough
-        self._worker.mirror = self._mirror
+        self._worker = InferenceWorker(capture, self._framing, self.animator, cfg, publish=self._publish,
+                                       get_avatar=lambda: self._avatar_image, stabilizer=self._stabilizer,
+                                       notice=self._notice)
         self._started = True
         self._framing.start_async()
         self._worker.start()
@@ -189,13 +177,6 @@ class Pipeline:
         if self._recorder is not None:
             out.append(self._recorder.thread)
         return out
-
-    def __enter__(self) -> Pipeline:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # output stage --------------------------------------------------------------------------------
     def _send_vcam(self, vcam: VirtualCameraSink, frame: np.ndarray) -> None:
@@ -236,14 +217,10 @@ class Pipeline:
             self.animator.reset_calibration()  # engine-api: self.animator.request_calibration()
 
     def set_passthrough(self, enabled: bool) -> None:
-        self._passthrough = bool(enabled)
-        if self._worker is not None:
-            self._worker.passthrough = self._passthrough
+        self.config.passthrough = bool(enabled)  # the worker reads the config on every frame
 
     def set_mirror_output(self, enabled: bool) -> None:
-        self._mirror = bool(enabled)
-        if self._worker is not None:
-            self._worker.mirror = self._mirror
+        self.config.mirror_output = bool(enabled)
 
     def set_relative(self, enabled: bool) -> None:
         self.config.relative = bool(enabled)
@@ -398,8 +375,7 @@ class Pipeline:
         w, cap, anim, recorder, bundle = self._worker, self._capture, self.animator, self._recorder, self.last_bundle
         t = w.timings if w is not None else Timings()
         return PipelineStats(
-            fps=w.fps if w is not None else 0.0, model_ms=t.model_ms, framing_ms=t.framing_ms,
-            capture_age_ms=t.capture_age_ms, output_ms=t.output_ms, latency_ms=t.latency_ms,
+            **asdict(t), fps=w.fps if w is not None else 0.0,
             dropped=w.dropped if w is not None else 0, frames_out=w.frames_out if w is not None else 0,
             frames_captured=cap.frames_read if cap is not None else 0,
             recorded_frames=recorder.frames if recorder is not None else self._recorded_frames,
@@ -408,5 +384,5 @@ class Pipeline:
             device=str(anim.device) if anim is not None else "",  # engine-api: anim.options.device
             precision=anim.precision if anim is not None else "",  # engine-api: anim.options.precision
             calibrated=bool(anim is not None and anim.is_calibrated),
-            passthrough=self._passthrough, face_found=bool(bundle is not None and bundle.face_found),
+            passthrough=self.config.passthrough, face_found=bool(bundle is not None and bundle.face_found),
         )

@@ -30,20 +30,12 @@ class KeypointStabilizer:
         min_cutoff, beta = stabilizer_params(strength)
         self._filters = {"value": OneEuroFilter(min_cutoff, beta), "jacobian": OneEuroFilter(min_cutoff, beta)}
 
-    @property
-    def enabled(self) -> bool:
-        return self.strength > 0
-
-    def reset(self) -> None:
-        for filt in self._filters.values():
-            filt.reset()
-
     def at(self, t: float) -> Callable[[Any], Any]:
         """This stabiliser as a one-argument keypoint filter for the frame taken at ``t``."""
         return lambda kp: self(kp, t)
 
     def __call__(self, kp: Any, t: float | None = None) -> Any:
-        if not self.enabled:
+        if self.strength <= 0:
             return kp
         is_dict = isinstance(kp, dict)
         smoothed = {}
