@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 import threading
-from pathlib import Path
 
 from PyQt6.QtCore import QObject, Qt, pyqtSignal
 from PyQt6.QtWidgets import (
@@ -28,30 +25,15 @@ CHECKPOINT_FILTER = f"FOMM checkpoint ({CHECKPOINT_NAME} *.pth.tar *.pth *.tar);
 PROBE_COUNT = 5
 
 
-def probe_cameras(count: int = PROBE_COUNT) -> list[tuple[str, str]]:
-    """(value, label) for each of the first ``count`` camera indices that opens and gives a frame.
+def camera_choices() -> list[tuple[str, str]]:
+    """(value, label) for each camera that gives a frame. Slow: call it off the GUI thread."""
+    from .facade import list_cameras  # facade -> from ..pipeline import list_cameras
 
-    Slow (a camera takes up to a second to open): call it off the GUI thread.
-    """
-    import cv2
-
-    found: list[tuple[str, str]] = []
-    for i in range(count):
-        if sys.platform.startswith("linux") and not os.path.exists(f"/dev/video{i}"):
-            continue
-        cap = cv2.VideoCapture(i)
-        try:
-            if cap.isOpened():
-                ok, frame = cap.read()
-                if ok and frame is not None:
-                    found.append((str(i), f"Camera {i} ({frame.shape[1]}x{frame.shape[0]})"))
-        finally:
-            cap.release()
-    return found
+    return [(str(index), f"Camera {index}") for index in list_cameras(PROBE_COUNT)]
 
 
 class CameraProber(QObject):
-    """Runs ``probe_cameras`` on a worker thread; ``done`` arrives on the GUI thread."""
+    """Runs ``camera_choices`` on a worker thread; ``done`` arrives on the GUI thread."""
 
     done = pyqtSignal(list)
 
@@ -69,7 +51,7 @@ class CameraProber(QObject):
 
         def run() -> None:
             try:
-                cams = probe_cameras()
+                cams = camera_choices()
             except Exception:  # noqa: BLE001 - a probe problem is "no cameras", never a crash
                 cams = []
             try:
@@ -292,6 +274,3 @@ class NoticeBar(QFrame):
         self.label.setText(text)
         self.show()
 
-
-def exists(path: str | os.PathLike | None) -> bool:
-    return bool(path) and Path(path).expanduser().is_file()
