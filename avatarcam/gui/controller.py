@@ -56,10 +56,7 @@ class PipelineController(QObject):
             if self._pending:
                 return
             self._pending = True
-        try:
-            self.frameReady.emit()
-        except RuntimeError:  # the controller was deleted
-            pass
+        self._emit(self.frameReady)
 
     def take_frame(self):
         """The newest bundle (or None); called on the GUI thread after ``frameReady``."""
@@ -69,10 +66,7 @@ class PipelineController(QObject):
 
     def _on_notice(self, text: str, generation: int) -> None:
         if generation == self._generation and not self._closing:
-            try:
-                self.notice.emit(str(text))
-            except RuntimeError:
-                pass
+            self._emit(self.notice, str(text))
 
     # jobs (GUI thread submits) ------------------------------------------------------------
     def start(self, settings: Settings, avatar: str | None) -> int:
@@ -83,18 +77,12 @@ class PipelineController(QObject):
             self._executor.submit(self._job_start, settings.copy(), avatar, gen)
         return gen
 
-    def stop(self) -> None:
-        """Stop the pipeline (off the GUI thread)."""
-        self._generation += 1
-        if not self._closing:
-            self._executor.submit(self._stop_running)
-
     def check_checkpoint(self, path: str, settings: Settings) -> None:
         """Validate a checkpoint by loading it; ``checkpointChecked`` says how it went."""
         if not self._closing:
             self._executor.submit(self._job_check, path, settings.copy())
 
-    def shutdown(self, timeout: float = 5.0) -> None:
+    def shutdown(self) -> None:
         """Stop everything and wait for the worker; called when the window closes."""
         if self._closing:
             return
@@ -109,7 +97,7 @@ class PipelineController(QObject):
     def _emit(self, signal, *args) -> None:
         try:
             signal.emit(*args)
-        except RuntimeError:  # receiver gone (window closed)
+        except RuntimeError:  # the controller or the window was deleted
             pass
 
     def _stop_running(self) -> None:
@@ -120,9 +108,6 @@ class PipelineController(QObject):
             except Exception:  # noqa: BLE001 - stopping must never raise into the GUI
                 pass
 
-    def _gpu_notice(self, text: str) -> None:
-        self._emit(self.notice, text)
-
     def _load_animator(self, path: Path, settings: Settings):
         from .facade import engine_key, load_animator  # facade -> from ..pipeline... (see facade.py)
 
@@ -130,7 +115,7 @@ class PipelineController(QObject):
         if key != self._animator_key or self._animator is None:
             self._emit(self.busy, f"Loading the model {path.name}...")
             self._animator, self._animator_key = None, None
-            self._animator = load_animator(path, settings, self._gpu_notice)
+            self._animator = load_animator(path, settings, lambda text: self._emit(self.notice, text))
             self._animator_key = key
         return self._animator
 

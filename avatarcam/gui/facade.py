@@ -1,10 +1,7 @@
-"""# facade: the Pipeline facade of the redesign (team BRIEF.md), supplied on today's pipeline.
+"""# facade: the parts of the redesigned Pipeline facade (team BRIEF.md) that today's pipeline lacks.
 
-The GUI calls only the facade (``p.zoom_crop``, ``p.move_crop``, ``p.reset_crop``, ``p.crop_zoom``,
-``p.set_*``, ``p.stats()``, ``settings.pipeline_config()``, ``list_cameras()``). Until the pipeline
-branch is merged the missing pieces are written here, each on top of today's pipeline, each marked
-with the call that replaces it; after the merge this module is deleted and its users import from
-``avatarcam.pipeline`` instead. Imported lazily (off the GUI thread): it pulls in torch.
+The GUI calls only the facade. Each name here is marked with what replaces it; after the pipeline
+branch is merged this module is deleted. Imported lazily (off the GUI thread): it pulls in torch.
 """
 
 from __future__ import annotations
@@ -23,8 +20,6 @@ from ..settings import Settings
 
 
 class Pipeline(_Pipeline):  # facade -> avatarcam.pipeline.Pipeline
-    """Today's Pipeline plus the facade's crop and motion controls."""
-
     def zoom_crop(self, factor: float) -> None:  # facade -> Pipeline.zoom_crop
         self.framing.zoom_by(factor)
 

@@ -23,7 +23,7 @@ from . import keymap
 TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox)  # keys go to these, not to the key map
 
 
-def run_hotkey(target: keymap.KeyTarget, event: QKeyEvent) -> bool:
+def run_hotkey(target: QWidget, event: QKeyEvent) -> bool:
     """Run the key map's action for this key press on ``target``; False when no key is bound."""
     hotkey = keymap.lookup(event.key(), event.modifiers())
     if hotkey is None:

@@ -10,30 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from functools import cache
+from typing import Any
 
-
-class KeyTarget(Protocol):
-    """What the hotkeys act on: the main window."""
-
-    def calibrate(self) -> None: ...
-    def pick_avatar(self, index: int) -> None: ...
-    def step_avatar(self, step: int) -> None: ...
-    def zoom_crop(self, factor: float) -> None: ...
-    def move_crop(self, dx: float, dy: float) -> None: ...
-    def reset_crop(self) -> None: ...
-    def toggle_overlay(self) -> None: ...
-    def change_overlay_opacity(self, delta: float) -> None: ...
-    def toggle_mirror_preview(self) -> None: ...
-    def toggle_mirror_output(self) -> None: ...
-    def toggle_passthrough(self) -> None: ...
-    def toggle_stats(self) -> None: ...
-    def reload_avatar_folders(self) -> None: ...
-    def show_help(self) -> None: ...
-    def close(self) -> bool: ...
-
-
-Handler = Callable[[KeyTarget, object], object]
+Handler = Callable[[Any, object], object]  # run(window, arg): calls one public method of the window
 
 
 @dataclass(frozen=True)
@@ -59,7 +39,7 @@ def _digits() -> tuple[Hotkey, ...]:
 
 
 def _move(key: str, where: str, direction: tuple[int, int]) -> tuple[Hotkey, Hotkey]:
-    def run(w: KeyTarget, step: float) -> None:
+    def run(w: Any, step: float) -> None:
         w.move_crop(direction[0] * step, direction[1] * step)
 
     return (Hotkey((key,), "move", f"Move the face crop {where}", run, MOVE_STEP, repeat=True),
@@ -140,9 +120,6 @@ def markdown() -> str:
 
 
 # Qt binding -------------------------------------------------------------------------------
-_TABLE: dict[tuple[int, int], Hotkey] | None = None
-
-
 def _combo_key(key: int, mods: int) -> tuple[int, int]:
     from PyQt6.QtCore import Qt
 
@@ -156,22 +133,19 @@ def _combo_key(key: int, mods: int) -> tuple[int, int]:
     return key, mods
 
 
+@cache
 def table() -> dict[tuple[int, int], Hotkey]:
     """(Qt key, modifiers) -> Hotkey, built from HOTKEYS once."""
-    global _TABLE
-    if _TABLE is None:
-        from PyQt6.QtGui import QKeySequence
+    from PyQt6.QtGui import QKeySequence
 
-        out: dict[tuple[int, int], Hotkey] = {}
-        for hk in HOTKEYS:
-            for text in hk.keys:
-                seq = QKeySequence(text)
-                if seq.count() != 1:
-                    raise ValueError(f"bad key {text!r} in the key map")
-                combo = seq[0]
-                out[_combo_key(combo.key().value, combo.keyboardModifiers().value)] = hk
-        _TABLE = out
-    return _TABLE
+    out: dict[tuple[int, int], Hotkey] = {}
+    for hk in HOTKEYS:
+        for text in hk.keys:
+            seq = QKeySequence(text)
+            if seq.count() != 1:
+                raise ValueError(f"bad key {text!r} in the key map")
+            out[_combo_key(seq[0].key().value, seq[0].keyboardModifiers().value)] = hk
+    return out
 
 
 def lookup(key: int, modifiers: int) -> Hotkey | None:

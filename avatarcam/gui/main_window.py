@@ -61,7 +61,6 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._overlay_source = None
         self.setWindowTitle("avatarcam")
-        self.setAcceptDrops(False)
         self.controller = PipelineController(self)
         self.ui = build_window(self, self.settings)
         self._connect()
@@ -81,7 +80,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         c, ui, act = self.controller, self.ui, self.ui.actions
         c.frameReady.connect(self._on_frame, Qt.ConnectionType.QueuedConnection)
-        c.notice.connect(self._on_notice)
+        c.notice.connect(ui.notice_bar.show_message)
         c.busy.connect(self._on_busy)
         c.started.connect(self._on_started)
         c.failed.connect(self._on_failed)
@@ -151,9 +150,6 @@ class MainWindow(QMainWindow):
         else:
             ui.output_view.set_placeholder(message)
             ui.notice_bar.show_message(message, "error")
-
-    def _on_notice(self, text: str) -> None:
-        self.ui.notice_bar.show_message(text)
 
     def _on_frame(self) -> None:
         bundle = self.controller.take_frame()
@@ -423,7 +419,5 @@ class MainWindow(QMainWindow):
         self.pipeline = None
         self.controller.shutdown()
         self.ui.camera_panel.prober.join(2.0)
-        download = self.ui.checkpoint_panel.download_widget
-        if download is not None and hasattr(download, "shutdown"):
-            download.shutdown()
+        self.ui.checkpoint_panel.download_widget.shutdown()
         self.save()

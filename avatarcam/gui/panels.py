@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import threading
 
 from PyQt6.QtCore import QObject, Qt, pyqtSignal
@@ -19,6 +18,7 @@ from PyQt6.QtWidgets import (
 )
 
 from ..paths import CHECKPOINT_NAME, CHECKPOINT_URL, user_models_dir
+from .model_download import ModelDownloadWidget
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)"
 CHECKPOINT_FILTER = f"FOMM checkpoint ({CHECKPOINT_NAME} *.pth.tar *.pth *.tar);;All files (*)"
@@ -129,12 +129,9 @@ class MissingCheckpointPanel(QWidget):
         self.detail.hide()
         b.addWidget(self.detail)
 
-        # Place of the in-window download: the model_download widget when it is available.
-        self.download_area = QVBoxLayout()
-        self.download_widget: QWidget | None = None
-        b.addLayout(self.download_area)
-        self._add_download_widget()
-
+        self.download_widget = ModelDownloadWidget(self)  # the in-window download
+        self.download_widget.finished.connect(self.downloaded)
+        b.addWidget(self.download_widget)
         row = QHBoxLayout()
         self.locate_button = QPushButton("Locate file...")
         self.locate_button.setObjectName("primary")
@@ -147,34 +144,6 @@ class MissingCheckpointPanel(QWidget):
         self.status.setObjectName("panelStatus")
         b.addWidget(self.status)
         QVBoxLayout(self).addWidget(_centered(card))
-
-    def _add_download_widget(self) -> None:
-        """Embed ``avatarcam.gui.model_download`` if it exists (imported here, at use)."""
-        try:
-            mod = importlib.import_module("avatarcam.gui.model_download")
-        except ImportError:
-            return
-        factory = getattr(mod, "ModelDownloadWidget", None) or getattr(mod, "DownloadWidget", None)
-        if factory is None:
-            return
-        try:
-            widget = factory(self)
-        except Exception:  # noqa: BLE001 - the panel must open even if the download widget cannot
-            return
-        for name in ("finished", "downloaded", "done"):
-            sig = getattr(widget, name, None)
-            if sig is not None and hasattr(sig, "connect"):
-                try:
-                    sig.connect(self._on_downloaded)
-                    break
-                except TypeError:
-                    continue
-        self.download_widget = widget
-        self.download_area.addWidget(widget)
-
-    def _on_downloaded(self, path=None) -> None:
-        if path:
-            self.downloaded.emit(str(path))
 
     def set_detail(self, text: str) -> None:
         self.detail.setText(text)
