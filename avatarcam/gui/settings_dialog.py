@@ -33,17 +33,14 @@ PRECISION_LABELS = {"auto": "auto (fp16 GPU, bf16/fp32 CPU)"}
 FRAMING_LABELS = {"auto": "auto (follow the face)", "manual": "manual (fixed crop; W/S/U/H/J/K)"}
 
 
-def _size_text(size: tuple[int, int]) -> str:
-    return f"{size[0]} x {size[1]}"
-
-
-def _fill_sizes(combo: QComboBox, sizes, current: tuple[int, int]) -> None:
-    sizes = list(sizes)
-    if tuple(current) not in sizes:
-        sizes.append(tuple(current))
-    for s in sizes:
-        combo.addItem(_size_text(s), f"{s[0]}x{s[1]}")
+def _sizes(sizes, current: tuple[int, int]) -> QComboBox:
+    """The declared sizes, plus the current one when it is not among them."""
+    combo = QComboBox()
+    sizes = list(dict.fromkeys([*sizes, tuple(current)]))
+    for w, h in sizes:
+        combo.addItem(f"{w} x {h}", f"{w}x{h}")
     combo.setCurrentIndex(sizes.index(tuple(current)))
+    return combo
 
 
 def size_of(combo: QComboBox) -> tuple[int, int]:
@@ -101,10 +98,9 @@ class SettingsDialog(QDialog):
         self.camera = QComboBox()
         self.camera.setEditable(True)
         self.camera.setToolTip("A camera index (0, 1, ...), a video file or a stream URL")
-        self.camera.addItem(self._camera_label(s.camera), s.camera)
+        self.camera.addItem(f"Camera {s.camera}" if s.camera.isdigit() else s.camera, s.camera)
         form.addRow("Source", _with_button(self.camera, "Video file...", self._pick_video))
-        self.capture_size = QComboBox()
-        _fill_sizes(self.capture_size, CAPTURE_SIZES, s.capture_size)
+        self.capture_size = _sizes(CAPTURE_SIZES, s.capture_size)
         form.addRow("Capture size", self.capture_size)
         return box
 
@@ -142,16 +138,11 @@ class SettingsDialog(QDialog):
         self.vcam = QCheckBox("Send the output to the virtual camera")
         self.vcam.setChecked(s.vcam)
         form.addRow("", self.vcam)
-        self.vcam_size = QComboBox()
-        _fill_sizes(self.vcam_size, VCAM_SIZES, s.vcam_size)
+        self.vcam_size = _sizes(VCAM_SIZES, s.vcam_size)
         form.addRow("Size", self.vcam_size)
         self.vcam_fps = _spin(FPS_RANGE, s.vcam_fps, decimals=0)
         form.addRow("Frame rate", self.vcam_fps)
         return box
-
-    @staticmethod
-    def _camera_label(value: str) -> str:
-        return f"Camera {value}" if value.isdigit() else value
 
     def _probed(self, cams: list) -> None:
         current = self.camera_value()
