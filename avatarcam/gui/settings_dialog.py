@@ -107,7 +107,7 @@ class SettingsDialog(QDialog):
     def _model_box(self, s: Settings) -> QGroupBox:
         box = QGroupBox("Model")
         form = QFormLayout(box)
-        self.checkpoint = QLineEdit(s.checkpoint)
+        self.checkpoint = QLineEdit(s.checkpoint or "")
         self.checkpoint.setPlaceholderText(f"automatic ({CHECKPOINT_NAME} in the models folder)")
         form.addRow("Checkpoint", _with_button(self.checkpoint, "Browse...", self._pick_checkpoint))
         self.device = _choice(DEVICES, s.device, DEVICE_LABELS)
