@@ -201,7 +201,7 @@ def test_size_limit(server, ckpt_bytes, dest):
 
 def test_not_enough_disk_space_is_checked_first(server, ckpt_bytes, dest, monkeypatch):
     url = server.add("/f", ckpt_bytes)
-    monkeypatch.setattr(model_store.shutil, "disk_usage", lambda _p: type("U", (), {"free": 1000})())
+    monkeypatch.setattr(model_store.download.shutil, "disk_usage", lambda _p: type("U", (), {"free": 1000})())
     with pytest.raises(DiskFullError) as info:
         download_checkpoint(dest, [Mirror(url)])
     assert "disk space" in assert_one_line(info.value)
@@ -231,7 +231,7 @@ def test_disk_full_while_writing(server, ckpt_bytes, dest, monkeypatch):
         def __exit__(self, *exc):
             self.f.close()
 
-    monkeypatch.setattr(model_store, "open", lambda p, mode="r", *a, **k: Full(real_open(p, mode, *a, **k))
+    monkeypatch.setattr(model_store.download, "open", lambda p, mode="r", *a, **k: Full(real_open(p, mode, *a, **k))
                         if "a" in mode or "w" in mode else real_open(p, mode, *a, **k), raising=False)
     with pytest.raises(DiskFullError) as info:
         download_checkpoint(dest, [Mirror(url)])
@@ -285,7 +285,7 @@ def test_checks_report_size_md5_and_loading(tiny_checkpoint, ckpt_bytes, monkeyp
 
     # md5 is cached by (path, size, mtime): no re-hashing
     with monkeypatch.context() as m:
-        m.setattr(model_store, "file_digest", lambda *a: pytest.fail("re-hashed"))
+        m.setattr(model_store.verify, "file_digest", lambda *a: pytest.fail("re-hashed"))
         assert md5(ckpt_bytes) in checkpoint_checks(load=False)[1].detail
 
     # An explicit --checkpoint wins; the user-folder copy is then informational.
