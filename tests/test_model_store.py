@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from model_server import free_port
 
 from avatarcam import model_store
 from avatarcam.engine import FOMMConfig, synthetic_state_dicts
+from avatarcam.engine.checkpoint import sniff_header
 from avatarcam.model_store import (
     KNOWN_MD5,
     ChecksumError,
@@ -26,7 +28,7 @@ from avatarcam.model_store import (
     meta_path,
     part_path,
 )
-from avatarcam.paths import CHECKPOINT_NAME, user_models_dir
+from avatarcam.paths import CHECKPOINT_NAME, user_data_dir, user_models_dir
 
 
 @pytest.fixture
@@ -262,6 +264,25 @@ def test_corrupt_existing_file_is_replaced(server, ckpt_bytes, dest):
     url = server.add("/f", ckpt_bytes)
     result = download_checkpoint(dest, [Mirror(url)])
     assert not result.already_present and dest.read_bytes() == ckpt_bytes
+
+
+def test_installed_file_md5_is_remembered_and_a_corrupt_cache_is_rewritten(server, ckpt_bytes, dest, monkeypatch):
+    url = server.add("/f", ckpt_bytes)
+    download_checkpoint(dest, [Mirror(url)])
+    with monkeypatch.context() as m:
+        m.setattr(model_store.verify, "file_digest", lambda *a: pytest.fail("re-hashed"))
+        assert model_store.cached_md5(dest) == md5(ckpt_bytes)  # remembered by the install
+    cache = user_data_dir() / "checksums.json"
+    cache.write_text("{half a write")
+    assert model_store.cached_md5(dest) == md5(ckpt_bytes)
+    assert json.loads(cache.read_text())[str(dest.resolve())]["md5"] == md5(ckpt_bytes)
+    assert [p.name for p in cache.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize(("head", "kind"), [(b"PK\x03\x04rest", "zip"), (b"\x80\x02}q", "legacy"),
+                                            (b" \n<!DOCTYPE html>", "html"), (b"GIF89a", "unknown"), (b"", "unknown")])
+def test_sniff_header(head, kind):
+    assert sniff_header(head) == kind
 
 
 # doctor ------------------------------------------------------------------------------------

@@ -1,17 +1,15 @@
-"""Downloading the checkpoint: mirrors tried in turn, resumable HTTP (``Range`` / ``If-Range``).
-
-Each mirror streams into ``<dest>.part`` (with a small ``<dest>.part.json`` saying where it came
-from), resuming after an interruption. The finished file is handed to ``verify.install``, so
-``dest`` is always either absent, the previous file, or a verified file. Every failure is an
-``AvatarcamError`` of one line. The HTTP client is the standard library's ``urllib.request``.
-"""
+"""Downloading the checkpoint: mirrors tried in turn, each streamed into ``<dest>.part`` and resumed
+with HTTP ``Range`` / ``If-Range`` (standard library ``urllib``); ``verify.install`` puts it in place.
+Every failure is an ``AvatarcamError`` of one line."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -63,9 +61,7 @@ class Mirror:
 
 # Only mirrors that serve the file itself (not an HTML page) belong here. The FOMM authors'
 # Google Drive / Yandex Disk links are pages, so they are for manual downloads only.
-DEFAULT_MIRRORS: tuple[Mirror, ...] = (
-    Mirror(CHECKPOINT_URL, md5=KNOWN_MD5, name="Avatarify mirror"),
-)
+DEFAULT_MIRRORS: tuple[Mirror, ...] = (Mirror(CHECKPOINT_URL, md5=KNOWN_MD5, name="Avatarify mirror"),)
 
 
 class _Retry(Exception):
@@ -82,6 +78,7 @@ class _Job:
     cancel: threading.Event | None
     timeout: float
     max_bytes: int
+    sniff: Callable[[bytes], str]  # engine.checkpoint.sniff_header
 
     @property
     def part(self) -> Path:
@@ -91,17 +88,10 @@ class _Job:
         return self.cancel is not None and self.cancel.is_set()
 
 
-def download_checkpoint(
-    dest: str | os.PathLike | None = None,
-    mirrors: Sequence[Mirror] | None = None,
-    *,
-    force: bool = False,
-    progress: Progress | None = None,
-    status: Status | None = None,
-    cancel: threading.Event | None = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    max_bytes: int = MAX_DOWNLOAD_BYTES,
-) -> DownloadResult:
+def download_checkpoint(dest: str | os.PathLike | None = None, mirrors: Sequence[Mirror] | None = None, *,
+                        force: bool = False, progress: Progress | None = None, status: Status | None = None,
+                        cancel: threading.Event | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                        max_bytes: int = MAX_DOWNLOAD_BYTES) -> DownloadResult:
     """Download the checkpoint to ``dest`` (default: the user models folder), verified.
 
     If ``dest`` already holds a checkpoint that loads (and has the checksum asked for, if
@@ -109,7 +99,10 @@ def download_checkpoint(
     or ``DownloadCancelled``; ``KeyboardInterrupt`` passes through. In every case ``dest`` is
     untouched unless the result is returned.
     """
-    job = _Job(resolve_destination(dest), status or (lambda _msg: None), progress, cancel, timeout, max_bytes)
+    from ..engine.checkpoint import sniff_header  # imports torch (seconds): before any connection is open
+
+    job = _Job(resolve_destination(dest), status or (lambda _msg: None), progress, cancel, timeout, max_bytes,
+               sniff_header)
     mirrors = list(mirrors) if mirrors else list(DEFAULT_MIRRORS)
     if job.dest.is_dir():
         raise DownloadError(f"{job.dest}: is a folder; pass a file path or its parent folder for --dest.")
@@ -134,7 +127,7 @@ def download_checkpoint(
             failures.append(err)
             if len(mirrors) > 1:
                 job.say(f"failed: {err}")
-    how = manual_steps(job.dest, mirrors[0].url if mirrors else CHECKPOINT_URL)
+    how = manual_steps(job.dest, mirrors[0].url)
     if len(failures) == 1:
         raise type(failures[0])(f"{failures[0]}; {how}.")
     raise DownloadError(f"all {len(failures)} mirrors failed: {' | '.join(map(str, failures))}; {how}.")
@@ -172,13 +165,6 @@ def _read_meta(dest: Path) -> dict:
         return {}
 
 
-def _write_meta(dest: Path, meta: dict) -> None:
-    try:
-        atomic_write_text(meta_path(dest), json.dumps(meta))
-    except OSError:
-        pass  # resume then restarts from zero; not worth failing for
-
-
 def _from_mirror(job: _Job, mirror: Mirror) -> DownloadResult:
     meta = _read_meta(job.dest)
     if job.part.exists() and meta.get("url") != mirror.url:
@@ -209,7 +195,7 @@ def _open(mirror: Mirror, start: int, meta: dict, timeout: float):
         return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - http(s) URLs from the user/config
     except urllib.error.HTTPError as err:
         if err.code == 416 and start > 0:
-            total = _total_from_content_range(err.headers.get("Content-Range", ""))
+            total = _content_range(err.headers.get("Content-Range", ""))[1]
             err.close()
             if total == start:
                 return None  # the partial file is already complete
@@ -221,8 +207,6 @@ def _open(mirror: Mirror, start: int, meta: dict, timeout: float):
         raise DownloadError(f"{mirror.url}: {_network_reason(err.reason, timeout)}") from None
     except ValueError as err:
         raise DownloadError(f"{mirror.url}: not a usable URL ({err})") from None
-    except TimeoutError:
-        raise DownloadError(f"{mirror.url}: no answer within {timeout:g} s (slow or no network)") from None
     except (OSError, http.client.HTTPException) as err:
         raise DownloadError(f"{mirror.url}: {_network_reason(err, timeout)}") from None
 
@@ -243,28 +227,17 @@ def _network_reason(reason: object, timeout: float) -> str:
     return f"connection failed ({reason})"
 
 
-def _total_from_content_range(value: str) -> int | None:
-    # "bytes 100-199/200" or "bytes */200"
-    try:
-        total = value.rsplit("/", 1)[1].strip()
-        return int(total) if total != "*" else None
-    except (IndexError, ValueError):
-        return None
+def _content_range(value: str) -> tuple[int | None, int | None]:
+    """(first byte, total size) from "bytes 100-199/200" or "bytes */200"; None where absent."""
+    m = re.fullmatch(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)", value.strip())
+    if m is None:
+        return None, None
+    return tuple(int(v) if v and v != "*" else None for v in m.groups())
 
 
-def _start_from_content_range(value: str) -> int | None:
-    try:
-        unit, rest = value.strip().split(" ", 1)
-        return int(rest.split("-", 1)[0]) if unit == "bytes" else None
-    except ValueError:
-        return None
-
-
-def _check_head(url: str, head: bytes) -> None:
+def _check_head(job: _Job, url: str, head: bytes) -> None:
     """Refuse a body that does not start like a PyTorch file (zip or legacy pickle)."""
-    from ..engine.checkpoint import sniff_header
-
-    kind = sniff_header(head)
+    kind = job.sniff(head)
     if kind == "html":
         raise NotACheckpointError(f"{url}: serves a web page (HTML), not the checkpoint file; {WEB_PAGE_FIX}")
     if kind == "unknown":
@@ -287,12 +260,11 @@ def _fetch(job: _Job, mirror: Mirror, meta: dict) -> None:
         except (OSError, http.client.HTTPException) as err:
             raise _lost(mirror, start, total, err, job.timeout) from None
         if start == 0:
-            _check_head(mirror.url, first_block)
-        if start == 0 or not job.part.is_file():
-            meta.clear()
+            _check_head(job, mirror.url, first_block)
         meta.update(url=mirror.url, etag=resp.headers.get("ETag") or "",
                     last_modified=resp.headers.get("Last-Modified") or "", total=total)
-        _write_meta(job.dest, meta)
+        with contextlib.suppress(OSError):  # without it a resume restarts from zero: not worth failing for
+            atomic_write_text(meta_path(job.dest), json.dumps(meta))
         _stream(job, mirror, resp, start, total, first_block)
 
 
@@ -304,9 +276,9 @@ def _accept(job: _Job, mirror: Mirror, resp, start: int) -> tuple[int, int | Non
     length = resp.headers.get("Content-Length")
     length = int(length) if length and length.isdigit() else None
     if resp.status == 206:
-        if _start_from_content_range(resp.headers.get("Content-Range", "")) != start:
+        first, total = _content_range(resp.headers.get("Content-Range", ""))
+        if first != start:
             raise _Retry()  # not the range we asked for
-        total = _total_from_content_range(resp.headers.get("Content-Range", ""))
         if total is None and length is not None:
             total = start + length
         job.say(f"Resuming at {megabytes(start)}")

@@ -6,10 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from ..paths import CHECKPOINT_NAME, CHECKPOINT_URL, checkpoint_candidates, user_models_dir
-
-PART_SUFFIX = ".part"
-META_SUFFIX = ".part.json"  # where the partial file came from (URL, ETag) so a resume can be trusted
+from ..paths import CHECKPOINT_NAME, CHECKPOINT_URL, user_models_dir
 
 
 def default_destination() -> Path:
@@ -29,11 +26,12 @@ def resolve_destination(dest: str | os.PathLike | None) -> Path:
 
 
 def part_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + PART_SUFFIX)
+    return dest.with_name(dest.name + ".part")
 
 
 def meta_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + META_SUFFIX)
+    """Where the partial file came from (URL, ETag), so that a resume can be trusted."""
+    return dest.with_name(dest.name + ".part.json")
 
 
 def discard_partial(dest: Path) -> None:
@@ -41,11 +39,6 @@ def discard_partial(dest: Path) -> None:
     for path in (part_path(dest), meta_path(dest)):
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
-
-
-def locate_checkpoint(explicit: str | os.PathLike | None = None) -> Path | None:
-    """The first existing checkpoint among ``paths.checkpoint_candidates``, or None."""
-    return next((path for path in checkpoint_candidates(explicit) if path.is_file()), None)
 
 
 def manual_steps(dest: Path, url: str = CHECKPOINT_URL) -> str:
