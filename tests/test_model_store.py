@@ -122,6 +122,7 @@ def test_complete_partial_file_is_verified_not_refetched(server, ckpt_bytes, des
     meta_path(dest).write_text(f'{{"url": "{url}"}}')
     download_checkpoint(dest, [Mirror(url, md5=md5(ckpt_bytes))])  # server answers 416
     assert dest.read_bytes() == ckpt_bytes and not part_path(dest).exists()
+    assert server.ranges_seen("/f") == [f"bytes={len(ckpt_bytes)}-"]  # one range request, no body fetched
 
 
 def test_partial_file_from_another_source_is_discarded(server, ckpt_bytes, dest):

@@ -99,21 +99,26 @@ def download_checkpoint(dest: str | os.PathLike | None = None, mirrors: Sequence
     or ``DownloadCancelled``; ``KeyboardInterrupt`` passes through. In every case ``dest`` is
     untouched unless the result is returned.
     """
-    from ..engine.checkpoint import sniff_header  # imports torch (seconds): before any connection is open
-
-    job = _Job(resolve_destination(dest), status or (lambda _msg: None), progress, cancel, timeout, max_bytes,
-               sniff_header)
+    dest = resolve_destination(dest)
     mirrors = list(mirrors) if mirrors else list(DEFAULT_MIRRORS)
-    if job.dest.is_dir():
-        raise DownloadError(f"{job.dest}: is a folder; pass a file path or its parent folder for --dest.")
-    if job.dest.is_file() and not force:
-        kept = _existing_ok(job.dest, mirrors, job.say)
+    say = status or (lambda _msg: None)
+    if dest.is_dir():
+        raise DownloadError(f"{dest}: is a folder; pass a file path or its parent folder for --dest.")
+    if dest.is_file() and not force:
+        kept = _existing_ok(dest, mirrors, say)
         if kept is not None:
             return kept
     try:
-        job.dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DownloadError(f"{job.dest.parent}: cannot create the folder ({err.strerror or err}).") from None
+        raise DownloadError(f"{dest.parent}: cannot create the folder ({err.strerror or err}).") from None
+    from ..engine.checkpoint import sniff_header  # imports torch (seconds): before any connection is open
+
+    return _from_mirrors(_Job(dest, say, progress, cancel, timeout, max_bytes, sniff_header), mirrors)
+
+
+def _from_mirrors(job: _Job, mirrors: list[Mirror]) -> DownloadResult:
+    """The first mirror that delivers a verified file; one error line naming every failure."""
     failures: list[DownloadError] = []
     for mirror in mirrors:
         if job.cancelled():
