@@ -12,6 +12,7 @@ import pickle
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -56,12 +57,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Mapping]:
                               f"check the file, {where_to_get()}.")
     with open(path, "rb") as f:
         head = f.read(512)
-    if head.lstrip()[:1] == b"<":
+    kind = sniff_header(head)
+    if kind == "html":
         raise CheckpointError(f"{path}: is a web page (HTML), not a checkpoint, as cloud drives serve "
                               f"instead of the file; {where_to_get()}.")
-    is_zip = head.startswith(b"PK\x03\x04")
-    is_legacy = head[:1] == b"\x80"  # pickle protocol 2+, torch's pre-1.6 format
-    if not (is_zip or is_legacy):
+    if kind == "unknown":
         raise CheckpointError(f"{path}: not a PyTorch checkpoint; {where_to_get()}.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -129,3 +129,15 @@ def load_module_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor
             raise CheckpointError(f"{path}: {name}.{k} contains NaN or infinite values; the file is damaged.")
         converted[k] = v.to(ref.dtype) if v.dtype != ref.dtype else v
     module.load_state_dict(converted, strict=True)
+
+
+def sniff_header(head: bytes) -> Literal["zip", "legacy", "html", "unknown"]:
+    """What a file's first bytes say it is: a torch >= 1.6 "zip", a "legacy" pickle (protocol 2+,
+    torch's pre-1.6 format), an "html" page (what cloud drives serve instead of the file), or "unknown"."""
+    if head.lstrip()[:1] == b"<":
+        return "html"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head[:1] == b"\x80":
+        return "legacy"
+    return "unknown"
