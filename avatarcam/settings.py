@@ -50,7 +50,7 @@ def from_dict(data: Any) -> tuple[Settings, list[str]]:
     values: dict[str, Any] = {}
     bad: list[str] = []
     for spec in fields(Settings):
-        if spec.name not in data:
+        if spec.name not in data or spec.metadata.get("session_only"):
             continue
         try:
             values[spec.name] = check_value(spec, data[spec.name])
@@ -60,7 +60,9 @@ def from_dict(data: Any) -> tuple[Settings, list[str]]:
 
 
 def to_dict(settings: Settings) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
+    """What the settings file stores: every preference, no session-only field."""
+    session = {f.name for f in fields(Settings) if f.metadata.get("session_only")}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items() if k not in session}
 
 
 def settings_path() -> Path:

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                         show_stats=True, overlay=True, overlay_opacity=0.35)
     window = create_window(settings, persist=False, autostart=False)
     if args.avatar:  # a picture outside the avatar folders: show it in the gallery too
-        from avatarcam.avatars import add_avatar
+        from avatarcam.pipeline.avatars import add_avatar
 
         window.reload_avatars(keep=str(add_avatar(args.avatar)))
     window.resize(w, h)

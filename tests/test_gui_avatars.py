@@ -41,7 +41,7 @@ def test_a_corrupt_picture_is_not_added_and_says_why(qtbot, make_window, tmp_pat
 
 
 def test_l_reloads_the_avatar_folders(qtbot, make_window, tmp_path, astronaut):
-    from avatarcam import avatars
+    from avatarcam.pipeline import avatars
 
     w = make_window(Settings(vcam=False), autostart=False)
     n = len(w.avatars)

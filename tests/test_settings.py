@@ -103,3 +103,14 @@ def test_loaded_values_use_the_declared_ranges():
     assert settings.checkpoint is None  # "" in older files means "not set"
     assert settings.offset == (0.0, 0.0) and settings.overlay_opacity == 0.5
     assert "capture_fps" in notice and "precision" in notice and "offset" in notice
+
+
+def test_session_only_fields_are_never_saved(tmp_path):
+    """A recording path or passthrough of one run must not come back at the next start."""
+    path = tmp_path / "settings.json"
+    save_settings(Settings(record=str(tmp_path / "x.mp4"), passthrough=True, vcam_backend="test", zoom=1.5), path)
+    stored = json.loads(path.read_text())
+    assert "record" not in stored and "passthrough" not in stored and "vcam_backend" not in stored
+    assert stored["zoom"] == 1.5
+    loaded, notice = load_settings(path)
+    assert loaded.record is None and loaded.passthrough is False and notice is None

@@ -122,11 +122,11 @@ def onnx_checks() -> list[Check]:
 
 
 def detector_checks() -> list[Check]:
-    from ..pipeline.framing import face_alignment_weights_cached, face_alignment_weights_dir
+    from ..pipeline import face_alignment_weights_cached, face_alignment_weights_dir
 
     out = []
     try:
-        from ..pipeline.framing import LBPDetector
+        from ..pipeline import LBPDetector
 
         LBPDetector()
         out.append(Check("face detector (LBP)", True, "scikit-image LBP cascade available (no download needed)"))

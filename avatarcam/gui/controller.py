@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -172,10 +173,10 @@ class PipelineController(QObject):
         return None
 
     def _open_pipeline(self, settings: Settings, avatar: str | None, animator, gen: int):
-        from .facade import Pipeline, pipeline_config  # facade -> from ..pipeline import Pipeline
+        from ..pipeline import Pipeline
 
-        config = pipeline_config(settings, avatar=avatar, checkpoint=str(checkpoint_path(settings)),
-                                 vcam_backend=self.vcam_backend)
+        config = replace(settings.pipeline_config(), avatar=avatar, checkpoint=str(checkpoint_path(settings)),
+                         vcam_backend=self.vcam_backend)
         p = Pipeline(config, animator=animator)
         self._running = p  # stopped by the caller if start() raises
         p.set_relative(settings.relative)  # the animator is cached across restarts

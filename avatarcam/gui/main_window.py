@@ -14,7 +14,7 @@ from PyQt6.QtCore import QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import QApplication, QDialog, QFileDialog, QMainWindow
 
-from .. import avatars as avatar_store
+from ..pipeline import avatars as avatar_store
 from ..errors import AvatarcamError
 from ..imaging import IMAGE_SUFFIXES
 from ..paths import CHECKPOINT_NAME

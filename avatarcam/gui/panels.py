@@ -27,7 +27,7 @@ PROBE_COUNT = 5
 
 def camera_choices() -> list[tuple[str, str]]:
     """(value, label) for each camera that gives a frame. Slow: call it off the GUI thread."""
-    from .facade import list_cameras  # facade -> from ..pipeline import list_cameras
+    from ..pipeline import list_cameras
 
     return [(str(index), f"Camera {index}") for index in list_cameras(PROBE_COUNT)]
 

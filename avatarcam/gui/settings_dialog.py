@@ -20,14 +20,12 @@ from PyQt6.QtWidgets import (
 
 from ..engine.options import DEVICES, PRECISIONS
 from ..paths import CHECKPOINT_NAME
-from ..settings import CAPTURE_SIZES, FRAMINGS, VCAM_SIZES, Settings  # facade: choices -> ..pipeline.config
+from ..pipeline.config import CAPTURE_SIZES, FPS_RANGE, FRAMINGS, VCAM_SIZES, ZOOM_RANGE
+from ..settings import OVERLAY_OPACITY_RANGE, Settings
 from .panels import CHECKPOINT_FILTER, VIDEO_FILTER, CameraProber
 
-# The choices and ranges the dialog offers are declared once, outside the GUI: engine/options.py and (after the
-# merge) pipeline/config.py. facade -> from ..pipeline.config import CAPTURE_SIZES, FPS_RANGE, FRAMINGS,
-# VCAM_SIZES, ZOOM_RANGE; until then the two ranges below are the private ones of settings.py.
-ZOOM_RANGE, FPS_RANGE = (0.3, 4.0), (1.0, 120.0)
-OVERLAY_OPACITY_RANGE = (0.05, 0.95)  # facade -> settings.OVERLAY_OPACITY_RANGE (a UI preference)
+# The choices and ranges the dialog offers are declared once, outside the GUI (engine/options.py,
+# pipeline/config.py, settings.py); only their labels live here.
 DEVICE_LABELS = {"auto": "auto (GPU if available)", "cuda": "cuda (NVIDIA GPU)", "mps": "mps (Apple GPU)"}
 PRECISION_LABELS = {"auto": "auto (fp16 GPU, bf16/fp32 CPU)"}
 FRAMING_LABELS = {"auto": "auto (follow the face)", "manual": "manual (fixed crop; W/S/U/H/J/K)"}
@@ -179,7 +177,7 @@ class SettingsDialog(QDialog):
         return self._original.copy(
             camera=self.camera_value(),
             capture_size=size_of(self.capture_size),
-            checkpoint=self.checkpoint.text().strip(),
+            checkpoint=self.checkpoint.text().strip() or None,
             device=self.device.currentData(),
             precision=self.precision.currentData(),
             relative=self.relative.isChecked(),

@@ -24,6 +24,9 @@ STABILIZE_RANGE = (0.0, 1.0)
 FPS_RANGE = (1.0, 240.0)
 SIZE_RANGE = (16, 7680)  # pixels, either side
 MAX_TEXT = 4096
+# Fields that describe one run (a test backend, a recording path, a passthrough toggle), not a
+# preference: the settings file never stores them, so a restart never starts recording by itself.
+SESSION_ONLY = {"session_only": True}
 
 
 @dataclass
@@ -55,10 +58,10 @@ class PipelineConfig:
     vcam: bool = True
     vcam_size: tuple[int, int] = field(default=(640, 480), metadata={"range": SIZE_RANGE})
     vcam_fps: float = field(default=30.0, metadata={"range": FPS_RANGE})
-    vcam_backend: str | None = None
+    vcam_backend: str | None = field(default=None, metadata=SESSION_ONLY)
     mirror_output: bool = False
-    record: str | None = None
-    passthrough: bool = False
+    record: str | None = field(default=None, metadata=SESSION_ONLY)
+    passthrough: bool = field(default=False, metadata=SESSION_ONLY)
 
     def engine_options(self) -> EngineOptions:
         return EngineOptions(device=self.device, precision=self.precision, backend=self.backend)
