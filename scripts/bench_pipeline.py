@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from avatarcam.demo import face_on_background, write_clip  # noqa: E402
-from avatarcam.engine import Animator, FOMMConfig, write_synthetic_checkpoint  # noqa: E402
+from avatarcam.demo import face_on_background, write_clip, write_synthetic_checkpoint  # noqa: E402
+from avatarcam.engine import Animator, EngineOptions, FOMMConfig  # noqa: E402
 from avatarcam.pipeline import Pipeline, PipelineConfig  # noqa: E402
 
 
@@ -103,7 +103,7 @@ def main() -> int:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = write_synthetic_checkpoint(Path(tmp) / "tiny.pth.tar", FOMMConfig.tiny(), seed=0)
-        animator = Animator.from_checkpoint(ckpt, device="cpu")
+        animator = Animator.from_checkpoint(ckpt, EngineOptions(device="cpu"))
         positions = [(200 + int(40 * np.sin(i / 10)), 140) for i in range(90)]
         clip = write_clip(Path(tmp) / "clip.mp4", face_on_background(positions, 200), 30)
         print(f"{'delay':>6} {'model':>7} {'latency':>8} {'overhead':>9} {'p90':>6} {'own':>6} {'own90':>6} "

@@ -2,6 +2,7 @@
 """Per-frame model time of every backend x precision against the naive path, in one process.
 
     python scripts/benchmark.py [--checkpoint P] [--device cpu|cuda|auto] [--frames N] [--json OUT]
+                                [--batch 1,4,16,64]
 
 Same input for all: the astronaut portrait as the avatar, warped copies of it as driving frames
 (``avatarcam.demo``). Variants are timed interleaved (frame by frame, rotating the order) so that
@@ -10,6 +11,8 @@ machine load hits them alike; medians and p90 are reported.
 * ``naive``: the authors' demo loop: keypoint detector on the frame + the full generator forward
   (source encoding included) every frame, fp32 eager, reference modules.
 * the others: ``Animator.animate(frame)`` (detector + relative motion + cached-source decoder).
+* ``--batch``: throughput of ``Animator.animate_batch`` (one batched decoder forward for N
+  driving poses) with the default options, in frames per second.
 
 Accuracy is measured against the naive fp32 output of the same frame: max abs difference and
 PSNR (worst frame). Without --checkpoint the full-size synthetic seed-0 checkpoint is used.
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,9 +35,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from avatarcam.demo import astronaut_face, driving_frames  # noqa: E402
-from avatarcam.engine import Animator, normalize_kp, write_synthetic_checkpoint  # noqa: E402
-from avatarcam.engine.backends import cpu_has_native_bf16, psnr, resolve_device, to_tensor  # noqa: E402
+from avatarcam.demo import astronaut_face, driving_frames, write_synthetic_checkpoint  # noqa: E402
+from avatarcam.engine import AnimateJob, Animator, EngineOptions, normalize_kp  # noqa: E402
+from avatarcam.engine.options import DEVICES  # noqa: E402
+from avatarcam.engine.precision import cpu_has_native_bf16, psnr, resolve_device  # noqa: E402
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None].contiguous()
 
 
 def hardware() -> dict:
@@ -53,12 +62,20 @@ def hardware() -> dict:
         pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+        try:
+            info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                            capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
     return info
 
 
 def naive_runner(anim: Animator, source: np.ndarray, neutral: np.ndarray):
     """The authors' loop: detector + full generator forward per frame, fp32 eager, on the CPU/GPU."""
-    kp_det, gen, dev = anim.kp_detector.float(), anim.generator.float(), anim.device
+    kp_det, gen = anim.networks.kp_detector.to(anim.backend.device), anim.networks.generator.to(anim.backend.device)
+    dev = anim.backend.device
     src = to_tensor(source.astype(np.float32) / 255).to(dev)
     with torch.inference_mode():
         kp_source = kp_det(src)
@@ -69,9 +86,35 @@ def naive_runner(anim: Animator, source: np.ndarray, neutral: np.ndarray):
             kp_driving = kp_det(to_tensor(frame.astype(np.float32) / 255).to(dev))
             kp_norm = normalize_kp(kp_source, kp_driving, kp_initial, True, True, True)
             out = gen(src, kp_source=kp_source, kp_driving=kp_norm)
-        return out["prediction"][0].permute(1, 2, 0).float().cpu().numpy()
+        return out.prediction[0].permute(1, 2, 0).float().cpu().numpy()
 
     return run
+
+
+def batch_throughput(ckpt, device: torch.device, source: np.ndarray, frames: list[np.ndarray],
+                     sizes: str) -> list[dict]:
+    """Frames per second of ``animate_batch`` (default options) for each batch size."""
+    anim = Animator.from_checkpoint(ckpt, EngineOptions(device=device.type))
+    prepared = anim.prepare_source(source)
+    calibration = anim.make_calibration(prepared, anim.detect(frames[0]))
+    poses = [anim.detect(f) for f in frames]
+    rows = []
+    print(f"\nanimate_batch throughput ({anim.describe()}):")
+    for n in (int(x) for x in sizes.split(",")):
+        jobs = [AnimateJob(prepared, poses[i % len(poses)], calibration) for i in range(n)]
+        anim.animate_batch(jobs)  # warm-up
+        times = []
+        for _ in range(3):
+            sync(device)
+            t0 = time.perf_counter()
+            anim.animate_batch(jobs)
+            sync(device)
+            times.append(time.perf_counter() - t0)
+        med = float(np.median(times))
+        rows.append({"batch": n, "median_ms": med * 1e3, "p90_ms": float(np.percentile(times, 90)) * 1e3,
+                     "fps": n / med})
+        print(f"  batch {n:3d}: {med * 1e3:9.1f} ms per batch, {n / med:7.2f} frames/s")
+    return rows
 
 
 def sync(device: torch.device) -> None:
@@ -82,12 +125,13 @@ def sync(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", help="weights (default: full-size synthetic seed-0 checkpoint in a temp file)")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     ap.add_argument("--frames", type=int, default=10, help="timed frames per variant (after 2 warm-up frames)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to build)")
     ap.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variants")
     ap.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    ap.add_argument("--batch", metavar="N,N,...", help="also measure animate_batch throughput at these batch sizes")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -108,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     def add(name: str, **kw) -> None:
         t0 = time.perf_counter()
         try:
-            anim = Animator.from_checkpoint(ckpt, device=str(device), **kw)
+            anim = Animator.from_checkpoint(ckpt, EngineOptions(device=device.type, **kw))
         except Exception as err:  # noqa: BLE001 - report and keep benchmarking the rest
             print(f"  {name}: unavailable ({type(err).__name__}: {err})")
             return
@@ -136,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         add("onnx fp32", precision="fp32", backend="onnx")
         if device.type == "cuda":
             add("onnx fp16 (TensorRT)", precision="fp16", backend="onnx")
-    naive_anim = Animator.from_checkpoint(ckpt, device=str(device), precision="fp32", backend="torch")
+    naive_anim = Animator.from_checkpoint(ckpt, EngineOptions(device=device.type, precision="fp32", backend="torch"))
     variants = {"naive": {"run": naive_runner(naive_anim, source, neutral), "load_s": 0.0,
                           "describe": "reference modules, fp32 eager, full forward", "options": {}}, **variants}
 
@@ -180,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['variant']:24s} {r['describe'][:28]:28s} {r['median_ms']:9.1f} {r['p90_ms']:8.1f} {r['fps']:6.2f} "
               f"{r['speedup']:6.2f}x {r['max_abs']:9.2e} {r['psnr_db'] or float('inf'):8.1f}")
+    batches = batch_throughput(ckpt, device, source, timed, args.batch) if args.batch else []
     if args.json:
         Path(args.json).write_text(json.dumps({"hardware": hw, "device": str(device), "frames": len(timed),
-                                               "results": rows}, indent=2))
+                                               "results": rows, "batch": batches}, indent=2))
         print(f"\nwrote {args.json}")
     if tmp is not None:
         tmp.cleanup()

@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AVATARCAM_CONFIG_DIR"] = str(tmp / "config")
     os.environ["AVATARCAM_DATA_DIR"] = str(tmp / "data")
 
-    from avatarcam.demo import face_on_background, write_clip
-    from avatarcam.engine import FOMMConfig, write_synthetic_checkpoint
+    from avatarcam.demo import face_on_background, write_clip, write_synthetic_checkpoint
+    from avatarcam.engine import FOMMConfig
     from avatarcam.gui.app import create_window, ensure_app
     from avatarcam.settings import Settings
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pyvirtualcam
 
-from avatarcam.demo import driving_frames, write_clip
-from avatarcam.engine import FOMMConfig, write_synthetic_checkpoint
+from avatarcam.demo import driving_frames, write_clip, write_synthetic_checkpoint
+from avatarcam.engine import FOMMConfig
 from avatarcam.pipeline import Pipeline, PipelineConfig
 
 BACKEND = "avatarcam-soak"

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from avatarcam.engine import Animator, FOMMConfig, synthetic_state_dicts
+from avatarcam.demo import synthetic_state_dicts
+from avatarcam.engine import Animator, EngineOptions, FOMMConfig
 from avatarcam.engine.checkpoint import read_checkpoint
 from avatarcam.errors import CheckpointError
 
@@ -36,7 +37,7 @@ def _tiny_ckpt(tiny_state, **extra):
 
 def _error(path) -> str:
     with pytest.raises(CheckpointError) as info:
-        Animator.from_checkpoint(path, device="cpu", precision="fp32")
+        Animator.from_checkpoint(path, EngineOptions(device="cpu", precision="fp32"))
     msg = str(info.value)
     assert "\n" not in msg and str(path) in msg
     return msg
@@ -99,7 +100,7 @@ def test_official_training_layout_and_inference_only_layout_load(tmp_path, tiny_
     modern = _save(tmp_path / "inference.pth.tar", _tiny_ckpt(tiny_state))
     outs = []
     for path in (legacy, modern):
-        anim = Animator.from_checkpoint(path, device="cpu", precision="fp32")
+        anim = Animator.from_checkpoint(path, EngineOptions(device="cpu", precision="fp32"))
         anim.set_source(np.full((64, 48, 3), 0.5, np.float32))
         outs.append(anim.animate(np.full((256, 256, 3), 0.4, np.float32)))
     assert np.array_equal(outs[0], outs[1])
@@ -137,8 +138,8 @@ def test_fp16_saved_weights_load_as_fp32(tmp_path, tiny_state):
     half = {m: collections.OrderedDict((k, v.half() if v.is_floating_point() else v) for k, v in sd.items())
             for m, sd in tiny_state.items()}
     path = _save(tmp_path / "half.pth.tar", _tiny_ckpt(tiny_state, **half))
-    anim = Animator.from_checkpoint(path, device="cpu", precision="fp32")
-    assert next(anim.generator.parameters()).dtype == torch.float32
+    anim = Animator.from_checkpoint(path, EngineOptions(device="cpu", precision="fp32"))
+    assert next(anim.networks.generator.parameters()).dtype == torch.float32
 
 
 def test_nan_weights_refused(tmp_path, tiny_state):

@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 import torch
 
+from avatarcam.demo import synthetic_state_dicts
 from avatarcam.engine import (
     Animator,
+    EngineOptions,
     FOMMConfig,
     KeypointDetector,
     OcclusionAwareGenerator,
     RelativeMotion,
     normalize_kp,
-    synthetic_state_dicts,
 )
+from avatarcam.engine.prepare import prepare_for_inference
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +57,7 @@ def stages(reference_modules, parity_fixture):
 @pytest.mark.parametrize("field", ["value", "jacobian"])
 def test_keypoints_match(stages, parity_fixture, which, field):
     kps, _ = stages
-    err = np.abs(kps[which][field].numpy() - parity_fixture[f"kp_{which}_{field}"]).max()
+    err = np.abs(getattr(kps[which], field).numpy() - parity_fixture[f"kp_{which}_{field}"]).max()
     assert err <= TOL[field], f"kp_{which}_{field}: max abs {err:.2e}"
 
 
@@ -69,20 +71,34 @@ def test_adapt_movement_scale_matches(stages, parity_fixture):
 @pytest.mark.parametrize("field", ["mask", "occlusion_map", "deformation", "sparse_deformed", "deformed"])
 def test_dense_motion_and_warp_match(stages, parity_fixture, field):
     _, out = stages
-    err = np.abs(out[field].numpy() - parity_fixture[field]).max()
+    got = out.deformed if field == "deformed" else getattr(out.motion, field)
+    err = np.abs(got.numpy() - parity_fixture[field]).max()
     assert err <= TOL[field], f"{field}: max abs {err:.2e}"
 
 
 def test_prediction_matches(stages, parity_fixture):
     _, out = stages
-    err = np.abs(out["prediction"].numpy() - parity_fixture["prediction"])
+    err = np.abs(out.prediction.numpy() - parity_fixture["prediction"])
+    assert err.max() <= 1e-4 and err.mean() <= 1e-5, (err.max(), err.mean())
+
+
+def test_prepared_fp32_networks_match_fixture(reference_modules, stages, parity_fixture):
+    """The networks as production runs them (prepared, fp32, channels_last) on the same fixture."""
+    kp_detector, generator = (prepare_for_inference(m, torch.float32, channels_last=True) for m in reference_modules)
+    kps, _ = stages
+    f = parity_fixture
+    with torch.no_grad():
+        kp_driving = kp_detector(_t(f["driving"]))
+        out = generator.decode(generator.encode_source(_t(f["source"])), kps["source"], kps["norm"])
+    assert np.abs(kp_driving.value.numpy() - f["kp_driving_value"]).max() <= TOL["value"]
+    err = np.abs(out.prediction.numpy() - f["prediction"])
     assert err.max() <= 1e-4 and err.mean() <= 1e-5, (err.max(), err.mean())
 
 
 def test_public_api_matches_from_checkpoint_file(vox_checkpoint, parity_fixture):
     """The documented API, fp32 on CPU, from a file in the official layout."""
     f = parity_fixture
-    anim = Animator.from_checkpoint(vox_checkpoint, device="cpu", precision="fp32")
+    anim = Animator.from_checkpoint(vox_checkpoint, EngineOptions(device="cpu", precision="fp32"))
     anim.set_source(f["source"])
     anim.calibrate(f["driving_initial"])
     out = anim.animate(f["driving"])
@@ -96,7 +112,7 @@ def test_public_api_matches_from_checkpoint_file(vox_checkpoint, parity_fixture)
 
 def test_animate_without_calibration_uses_first_frame(vox_checkpoint, parity_fixture):
     f = parity_fixture
-    anim = Animator.from_checkpoint(vox_checkpoint, device="cpu", precision="fp32")
+    anim = Animator.from_checkpoint(vox_checkpoint, EngineOptions(device="cpu", precision="fp32"))
     anim.set_source(f["source"])
     assert not anim.is_calibrated
     first = anim.animate(f["driving_initial"])  # calibrates on this frame

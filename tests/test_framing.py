@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from avatarcam.demo import face_on_background
+from avatarcam.engine import Keypoints
 from avatarcam.errors import AvatarcamError
 from avatarcam.pipeline.crop import crop_portrait
 from avatarcam.pipeline.detectors import LBPDetector
@@ -126,12 +127,10 @@ def test_keypoint_stabilizer_cuts_jitter_and_follows_motion():
     stab = KeypointStabilizer(0.5)
     filt, fjac = [], []
     for i in range(n):
-        kp = {"value": torch.tensor(noisy[i], dtype=torch.float32),
-              "jacobian": torch.tensor(jac_noisy[i], dtype=torch.float32)}
-        out = stab(kp, t[i])
-        assert out["value"].dtype == torch.float32 and out["value"].shape == (1, k, 2)
-        filt.append(out["value"].numpy())
-        fjac.append(out["jacobian"].numpy())
+        out = stab(Keypoints.from_numpy(noisy[i], jac_noisy[i]), t[i])
+        assert out.value.dtype == torch.float32 and out.value.shape == (1, k, 2)
+        filt.append(out.value.numpy())
+        fjac.append(out.jacobian.numpy())
     filt, fjac = np.array(filt), np.array(fjac)
 
     def jitter(x):  # frame-to-frame std after removing the true motion
@@ -141,23 +140,16 @@ def test_keypoint_stabilizer_cuts_jitter_and_follows_motion():
     assert np.diff(fjac - jac_truth, axis=0)[10:].std() < 0.4 * np.diff(jac_noisy - jac_truth, axis=0)[10:].std()
     # the slow motion is still followed: error stays far below its amplitude (0.2)
     assert np.abs(filt - truth)[10:].max() < 0.06
-    assert KeypointStabilizer(0.0)({"value": torch.zeros(1, k, 2)})["value"].abs().sum() == 0
+    assert KeypointStabilizer(0.0)(Keypoints(torch.zeros(1, k, 2))).value.abs().sum() == 0
 
 
 def test_stabilizer_filters_tensors_where_they_are():
     """No torch -> numpy -> torch round trip: keypoints on another device (meta: shapes only,
-    any copy to the CPU raises) stay there, and a Keypoints-like dataclass comes back as one."""
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class Keypoints:
-        value: torch.Tensor
-        jacobian: torch.Tensor | None
-
+    any copy to the CPU raises) stay there, in their dtype."""
     stab = KeypointStabilizer(0.5)
     for i in range(3):
         kp = Keypoints(torch.zeros(1, 10, 2, device="meta"), torch.zeros(1, 10, 2, 2, device="meta"))
         out = stab(kp, i / 30)
         assert isinstance(out, Keypoints) and out.value.device.type == "meta" and out.jacobian.shape == (1, 10, 2, 2)
-    half = stab.at(0.2)({"value": torch.zeros(1, 10, 2, dtype=torch.bfloat16)})
-    assert half["value"].dtype == torch.bfloat16
+    half = stab.at(0.2)(Keypoints(torch.zeros(1, 10, 2, dtype=torch.bfloat16)))
+    assert half.value.dtype == torch.bfloat16

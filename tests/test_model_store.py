@@ -13,7 +13,8 @@ import torch
 from model_server import free_port
 
 from avatarcam import model_store
-from avatarcam.engine import FOMMConfig, synthetic_state_dicts
+from avatarcam.demo import synthetic_state_dicts
+from avatarcam.engine import FOMMConfig
 from avatarcam.engine.checkpoint import sniff_header
 from avatarcam.model_store import (
     KNOWN_MD5,

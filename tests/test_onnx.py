@@ -13,43 +13,31 @@ ort = pytest.importorskip("onnxruntime")
 
 from avatarcam.engine import (  # noqa: E402
     Animator,
-    FOMMConfig,
+    EngineOptions,
+    Keypoints,
+    load_networks,
     normalize_kp,
     onnx_backend,  # noqa: E402
 )
 from avatarcam.engine import export as export_mod  # noqa: E402
-from avatarcam.engine.checkpoint import CONFIG_KEY, load_module_weights, read_checkpoint  # noqa: E402
 from avatarcam.engine.export import MANIFEST, OPSET, STAGES, ensure_exported, export_onnx, is_complete  # noqa: E402
-from avatarcam.engine.generator import OcclusionAwareGenerator  # noqa: E402
-from avatarcam.engine.keypoint_detector import KeypointDetector  # noqa: E402
 from avatarcam.engine.onnx_backend import CPU, OnnxBackend, provider_order  # noqa: E402
 from avatarcam.paths import user_models_dir  # noqa: E402
 
 ALL_GPU = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def _modules(path):
-    state = read_checkpoint(path)
-    cfg = FOMMConfig.from_dict(state[CONFIG_KEY]) if state.get(CONFIG_KEY) else FOMMConfig.vox256()
-    det, gen = KeypointDetector(cfg), OcclusionAwareGenerator(cfg)
-    load_module_weights(det, state["kp_detector"], "kp_detector", path)
-    load_module_weights(gen, state["generator"], "generator", path)
-    return det.eval(), gen.eval(), cfg
-
-
 @pytest.fixture(scope="session")
 def tiny_export(tiny_checkpoint, tmp_path_factory):
-    det, gen, cfg = _modules(tiny_checkpoint)
     folder = tmp_path_factory.mktemp("onnx") / "tiny"
-    export_onnx(det, gen, cfg, folder)
+    export_onnx(load_networks(tiny_checkpoint), folder)
     return folder
 
 
 @pytest.fixture(scope="session")
 def vox_export(vox_checkpoint, tmp_path_factory):
-    det, gen, cfg = _modules(vox_checkpoint)
     folder = tmp_path_factory.mktemp("onnx") / "vox"
-    manifest = export_onnx(det, gen, cfg, folder)
+    manifest = export_onnx(load_networks(vox_checkpoint), folder)
     return folder, manifest
 
 
@@ -77,24 +65,25 @@ def test_full_model_onnx_matches_fixture(vox_export, parity_fixture):
 
     def kp(img):
         value, jac = sess["kp_detector"].run(None, {"image": _t(img)})
-        return {"value": torch.from_numpy(value), "jacobian": torch.from_numpy(jac)}
+        return Keypoints.from_numpy(value, jac)
 
     ks, k0, kd = kp(fx["source"]), kp(fx["driving_initial"]), kp(fx["driving"])
-    assert np.abs(kd["value"].numpy() - fx["kp_driving_value"]).max() < 1e-4
+    assert np.abs(kd.value.numpy() - fx["kp_driving_value"]).max() < 1e-4
     kn = normalize_kp(ks, kd, k0, True, True, True)
     features, small = sess["source_encoder"].run(None, {"image": _t(fx["source"])})
     (pred,) = sess["generator"].run(None, {
-        "features": features, "small": small, "value_source": ks["value"].numpy(),
-        "jacobian_source": ks["jacobian"].numpy(), "value_driving": kn["value"].numpy(),
-        "jacobian_driving": kn["jacobian"].numpy()})
+        "features": features, "small": small, "value_source": ks.value.numpy(),
+        "jacobian_source": ks.jacobian.numpy(), "value_driving": kn.value.numpy(),
+        "jacobian_driving": kn.jacobian.numpy()})
     assert np.abs(pred - fx["prediction"]).max() < 1e-4
 
 
 @pytest.mark.slow
 def test_full_model_onnx_animator_end_to_end(vox_checkpoint, vox_export, parity_fixture):
     folder, _ = vox_export
-    anim = Animator.from_checkpoint(vox_checkpoint, device="cpu", precision="fp32", backend="onnx", onnx_dir=folder)
-    assert anim.backend_name == "onnx" and anim.provider == CPU and anim.precision == "fp32"
+    options = EngineOptions(device="cpu", precision="fp32", backend="onnx", onnx_dir=str(folder))
+    anim = Animator.from_checkpoint(vox_checkpoint, options)
+    assert anim.options.backend == "onnx" and anim.backend.provider == CPU and anim.options.precision == "fp32"
     anim.set_source(parity_fixture["source"])
     anim.calibrate(parity_fixture["driving_initial"])
     out = anim.animate(parity_fixture["driving"])
@@ -105,9 +94,9 @@ def test_full_model_onnx_animator_end_to_end(vox_checkpoint, vox_export, parity_
 def test_onnx_animator_matches_torch_fp32_tiny(tiny_checkpoint, tiny_export, parity_fixture):
     outs = []
     for backend in ("torch", "onnx"):
-        anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32", backend=backend,
-                                        onnx_dir=tiny_export)
-        assert anim.backend_name == backend
+        options = EngineOptions(device="cpu", precision="fp32", backend=backend, onnx_dir=str(tiny_export))
+        anim = Animator.from_checkpoint(tiny_checkpoint, options)
+        assert anim.options.backend == backend
         anim.set_source(parity_fixture["source"])
         anim.calibrate(parity_fixture["driving_initial"])
         outs.append(anim.animate(parity_fixture["driving"]))
@@ -122,17 +111,27 @@ def test_provider_order_rules():
     assert provider_order("cpu", [CPU], ["FooExecutionProvider", "CUDAExecutionProvider"]) == [CPU]
 
 
-def test_unusable_providers_fall_back_to_cpu(tiny_export):
+def test_failing_provider_falls_back_to_cpu(tiny_export, monkeypatch):
+    """A GPU provider that ONNX Runtime lists but cannot start (no CUDA libraries, no GPU): the
+    session is retried on the CPU provider alone, with a notice."""
+    real_session = ort.InferenceSession
+    attempts = []
+
+    def session(path, sess_options=None, providers=None, **kw):
+        names = [p if isinstance(p, str) else p[0] for p in providers]
+        attempts.append(names)
+        if names != [CPU]:
+            raise RuntimeError("CUDA failure 35: CUDA driver version is insufficient for CUDA runtime version")
+        return real_session(path, sess_options=sess_options, providers=providers, **kw)
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", CPU])
+    monkeypatch.setattr(ort, "InferenceSession", session)
     messages = []
-    backend = OnnxBackend(tiny_export, torch.device("cpu"), "fp32",
-                          providers=["FooExecutionProvider", *ALL_GPU], progress=messages.append)
-    usable_gpu = any(p in backend.requested_providers[:-1] for p in backend.sessions["generator"].get_providers())
-    if not usable_gpu:
-        assert backend.provider == CPU
-        if backend.requested_providers[0] != CPU:
-            assert any(CPU in m for m in messages)
-    kp = backend.detect(torch.rand(1, 3, 256, 256))
-    assert kp["value"].shape == (1, 10, 2)
+    backend = OnnxBackend(tiny_export, torch.device("cuda"), "fp32", progress=messages.append)
+    assert attempts[0] == ["CUDAExecutionProvider", CPU] and [CPU] in attempts  # the fallback branch ran
+    assert backend.provider == CPU
+    assert any("CUDAExecutionProvider failed" in m for m in messages)
+    assert backend.detect(torch.rand(1, 3, 256, 256)).value.shape == (1, 10, 2)
 
 
 def test_fp16_request_without_tensorrt_runs_fp32(tiny_export):
@@ -144,14 +143,14 @@ def test_fp16_request_without_tensorrt_runs_fp32(tiny_export):
 def test_falls_back_to_torch_when_onnxruntime_unusable(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(onnx_backend, "onnxruntime_usable", lambda: "onnxruntime cannot be imported (test)")
     messages = []
-    anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32", backend="onnx",
-                                    progress=messages.append)
-    assert anim.backend_name == "torch"
+    options = EngineOptions(device="cpu", precision="fp32", backend="onnx")
+    anim = Animator.from_checkpoint(tiny_checkpoint, options, progress=messages.append)
+    assert anim.options.backend == "torch"
     assert any("falling back to the torch backend" in m for m in messages)
 
 
 def test_export_is_cached_per_checkpoint(tiny_checkpoint, tmp_path, monkeypatch):
-    det, gen, cfg = _modules(tiny_checkpoint)
+    networks = load_networks(tiny_checkpoint)
     calls = []
     real = export_mod.export_onnx
 
@@ -160,12 +159,12 @@ def test_export_is_cached_per_checkpoint(tiny_checkpoint, tmp_path, monkeypatch)
         return real(*a, **kw)
 
     monkeypatch.setattr(export_mod, "export_onnx", counting)
-    first = ensure_exported(det, gen, cfg, checkpoint=tiny_checkpoint)
-    again = ensure_exported(det, gen, cfg, checkpoint=tiny_checkpoint)
+    first = ensure_exported(networks, checkpoint=tiny_checkpoint)
+    again = ensure_exported(networks, checkpoint=tiny_checkpoint)
     assert first == again and len(calls) == 1 and is_complete(first)
     assert first.parent == user_models_dir() / "onnx"
-    anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32", backend="onnx")
-    assert anim.backend_name == "onnx" and len(calls) == 1
+    anim = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32", backend="onnx"))
+    assert anim.options.backend == "onnx" and len(calls) == 1
 
 
 def test_export_command(tiny_checkpoint, tmp_path, capsys):

@@ -10,14 +10,14 @@ import pytest
 from helpers import wait_until
 
 from avatarcam.demo import write_clip
-from avatarcam.engine import Animator
+from avatarcam.engine import Animator, EngineOptions
 from avatarcam.pipeline import Pipeline, PipelineConfig, letterbox, vcam_fix_message
 from avatarcam.video import AtomicVideoWriter, VideoReader
 
 
 @pytest.fixture(scope="module")
 def animator(tiny_checkpoint):
-    return Animator.from_checkpoint(tiny_checkpoint, device="cpu")
+    return Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu"))
 
 
 def counter_clip(path, n=40, size=(160, 120)):

@@ -9,7 +9,7 @@ import pytest
 from helpers import SlowAnimator, wait_until
 
 from avatarcam.demo import astronaut_face, face_on_background, write_clip
-from avatarcam.engine import Animator
+from avatarcam.engine import Animator, EngineOptions
 from avatarcam.errors import AvatarcamError
 from avatarcam.pipeline import FrameBundle, Pipeline, PipelineConfig, PipelineStats, prepare_avatar_image
 from avatarcam.pipeline.config import ZOOM_RANGE
@@ -19,7 +19,7 @@ FPS = 30.0
 
 @pytest.fixture(scope="module")
 def animator(tiny_checkpoint):
-    return Animator.from_checkpoint(tiny_checkpoint, device="cpu")
+    return Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu"))
 
 
 def test_slow_model_processes_newest_frames_with_bounded_latency(tmp_path, animator):

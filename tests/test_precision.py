@@ -1,4 +1,4 @@
-"""Precision selection, the derived fast modules, and bf16 accuracy (no timing assertions)."""
+"""Precision selection, the prepared networks, bf16 accuracy and device consistency (no timing assertions)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avatarcam.engine import (
-    Animator,
-    FOMMConfig,
-    KeypointDetector,
-    OcclusionAwareGenerator,
-    backends,
-    synthetic_state_dicts,
-)
-from avatarcam.engine.backends import PSNR_BAR_DB, auto_precision, psnr, resolve_precision
-from avatarcam.engine.fast import _subpixel_transposed, build_fast
+from avatarcam.engine import Animator, EngineOptions, Keypoints, backends, load_networks, precision
+from avatarcam.engine.blocks import AntiAliasDownsample
+from avatarcam.engine.options import PSNR_BAR_DB
+from avatarcam.engine.precision import auto_precision, psnr, resolve_precision
+from avatarcam.engine.prepare import ConvBlock, FoldedResBlock, prepare_for_inference, subpixel_transposed
+from avatarcam.engine.torch_backend import TorchBackend
 from avatarcam.errors import AvatarcamError
 
 ENGINE = Path(__file__).resolve().parent.parent / "avatarcam" / "engine"
@@ -35,14 +31,14 @@ def _reference(fx: dict) -> np.ndarray:
     return fx["prediction"][0].transpose(1, 2, 0)
 
 
+def _load(path, **options) -> Animator:
+    progress = options.pop("progress", None)
+    return Animator.from_checkpoint(path, EngineOptions(**options), progress=progress)
+
+
 @pytest.fixture(scope="module")
-def tiny_modules():
-    cfg = FOMMConfig.tiny()
-    sds = synthetic_state_dicts(cfg, seed=0)
-    det, gen = KeypointDetector(cfg).eval(), OcclusionAwareGenerator(cfg).eval()
-    det.load_state_dict(sds["kp_detector"])
-    gen.load_state_dict(sds["generator"])
-    return det, gen
+def tiny_networks(tiny_checkpoint):
+    return load_networks(tiny_checkpoint)
 
 
 def test_no_torch_inverse_in_engine():
@@ -57,9 +53,9 @@ def test_precision_resolution_rules(monkeypatch):
     assert resolve_precision("auto", cuda) == "fp16"
     assert auto_precision(cpu, native_bf16=True) == "bf16"
     assert auto_precision(cpu, native_bf16=False) == "fp32"
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", cpu) == "fp32"
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     assert resolve_precision("auto", cpu) == "bf16"
     assert resolve_precision("bf16", cpu) == "bf16"
     assert resolve_precision("fp16", cuda) == "fp16"
@@ -71,83 +67,144 @@ def test_precision_resolution_rules(monkeypatch):
 
 def test_fp16_on_cpu_refused_by_animator(tiny_checkpoint):
     with pytest.raises(AvatarcamError, match="fp16"):
-        Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp16")
+        _load(tiny_checkpoint, device="cpu", precision="fp16")
 
 
 def test_native_bf16_env_override(monkeypatch):
-    backends.cpu_has_native_bf16.cache_clear()
+    precision.cpu_has_native_bf16.cache_clear()
     try:
         monkeypatch.setenv("AVATARCAM_CPU_BF16", "0")
-        assert backends.cpu_has_native_bf16() is False
-        backends.cpu_has_native_bf16.cache_clear()
+        assert precision.cpu_has_native_bf16() is False
+        precision.cpu_has_native_bf16.cache_clear()
         monkeypatch.setenv("AVATARCAM_CPU_BF16", "1")
-        assert backends.cpu_has_native_bf16() is True
+        assert precision.cpu_has_native_bf16() is True
     finally:
-        backends.cpu_has_native_bf16.cache_clear()
+        precision.cpu_has_native_bf16.cache_clear()
 
 
 def test_subpixel_transposed_equals_upsample_then_conv():
     torch.manual_seed(0)
     x, w, b = torch.randn(1, 5, 7, 9), torch.randn(4, 5, 3, 3), torch.randn(4)
     want = F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), w, b, padding=1)
-    got = F.conv_transpose2d(x, _subpixel_transposed(w.double()).float(), b, stride=2, padding=1)
+    got = F.conv_transpose2d(x, subpixel_transposed(w.double()).float(), b, stride=2, padding=1)
     assert torch.allclose(got, want, atol=1e-5)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_fast_fp32_matches_reference_modules(tiny_modules, channels_last):
-    det, gen = tiny_modules
-    fdet, fgen = build_fast(det, gen, dtype=torch.float32, channels_last=channels_last)
+def test_prepared_fp32_matches_unprepared(tiny_networks, channels_last):
+    det, gen = tiny_networks.kp_detector, tiny_networks.generator
+    pdet, pgen = (prepare_for_inference(m, torch.float32, channels_last) for m in (det, gen))
+    assert any(isinstance(m, FoldedResBlock) for m in pgen.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in pgen.modules())
     torch.manual_seed(1)
     src, drv = torch.rand(1, 3, 256, 256), torch.rand(1, 3, 256, 256)
     with torch.inference_mode():
-        ks, kd = det(src), det(drv)
-        fks = fdet(src)
-        for k in ks:
-            assert (fks[k] - ks[k]).abs().max() < 1e-5
-        ref = gen(src, kp_source=ks, kp_driving=kd)["prediction"]
-        got = fgen.decode(fgen.encode(src), ks, kd)
-    assert (got - ref).abs().max() < 1e-5
+        ks, kd, pks = det(src), det(drv), pdet(src)
+        assert (pks.value - ks.value).abs().max() < 1e-5 and (pks.jacobian - ks.jacobian).abs().max() < 1e-5
+        ref = gen(src, ks, kd)
+        got = pgen.decode(pgen.encode_source(src), ks, kd)
+    assert (got.prediction - ref.prediction).abs().max() < 1e-5
+    assert (got.motion.deformation - ref.motion.deformation).abs().max() < 1e-5
+    assert next(det.parameters()).dtype == torch.float32  # the reference networks are untouched
+
+
+def test_prepared_bf16_keeps_geometry_fp32(tiny_networks):
+    gen = prepare_for_inference(tiny_networks.generator, torch.bfloat16, channels_last=True)
+    convs = [m.conv for m in gen.modules() if isinstance(m, ConvBlock)]
+    assert convs and all(c.weight.dtype == torch.bfloat16 for c in convs)
+    assert all(m.weight.dtype == torch.float32 for m in gen.modules() if isinstance(m, AntiAliasDownsample))
+    with torch.inference_mode():
+        src = torch.rand(1, 3, 256, 256)
+        kp = Keypoints(torch.rand(1, 10, 2) - 0.5, torch.eye(2).expand(1, 10, 2, 2).clone())
+        out = gen.decode(gen.encode_source(src), kp, kp)
+    for t in (out.prediction, out.motion.deformation, out.motion.mask, out.motion.occlusion_map):
+        assert t.dtype == torch.float32
 
 
 def test_tiny_bf16_close_to_fp32(tiny_checkpoint, parity_fixture):
-    fp32 = _run(Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32"), parity_fixture)
-    bf16 = _run(Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="bf16"), parity_fixture)
+    fp32 = _run(_load(tiny_checkpoint, device="cpu", precision="fp32"), parity_fixture)
+    bf16 = _run(_load(tiny_checkpoint, device="cpu", precision="bf16"), parity_fixture)
     assert psnr(bf16, fp32) >= PSNR_BAR_DB
 
 
 def test_auto_falls_back_to_fp32_below_the_bar(tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
-    monkeypatch.setattr(backends, "PSNR_BAR_DB", 1000.0)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "PSNR_BAR_DB", 1000.0)
     messages = []
-    anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu", progress=messages.append)
-    assert anim.precision == "fp32"
+    anim = _load(tiny_checkpoint, device="cpu", progress=messages.append)
+    assert anim.options.precision == "fp32"
     assert any("using fp32" in m for m in messages)
 
 
 def test_auto_keeps_bf16_above_the_bar(tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
-    anim = Animator.from_checkpoint(tiny_checkpoint, device="cpu")
-    assert anim.precision == "bf16"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    anim = _load(tiny_checkpoint, device="cpu")
+    assert anim.options.precision == "bf16" and anim.describe() == "torch-cpu bf16"
     assert anim.backend.accuracy_db >= PSNR_BAR_DB
-    assert anim.backend_name == "torch" and anim.provider == "torch-cpu"
+    assert anim.options.backend == "torch" and anim.backend.provider == "torch-cpu"
+
+
+def test_precision_check_result_is_cached_on_disk(tiny_checkpoint, monkeypatch):
+    """A second start with precision=auto does not run the check again (even in a new process:
+    the in-memory state is not involved, only the file under the user data dir)."""
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    calls = []
+    real = backends.precision_accuracy
+
+    def counting(*args, **kwargs):
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backends, "precision_accuracy", counting)
+    first = _load(tiny_checkpoint, device="cpu")
+    second = _load(tiny_checkpoint, device="cpu")
+    assert calls == ["bf16"]
+    assert second.options.precision == first.options.precision == "bf16"
+    assert second.backend.accuracy_db == pytest.approx(first.backend.accuracy_db)
+    assert (precision.user_data_dir() / precision.CACHE_FILE).is_file()
+
+
+def test_precision_check_runs_on_one_device(tiny_networks, monkeypatch):
+    """The accuracy check compares prepared networks on the SAME device. On the meta device any
+    op mixing a CPU tensor in raises (as CUDA would); the old check ran the CPU reference modules
+    on device inputs and failed here."""
+    seen = []
+
+    def fake_psnr(a, b):
+        seen.append((a.device.type, b.device.type))
+        return 60.0
+
+    monkeypatch.setattr(backends, "psnr", fake_psnr)
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda self: self)  # meta tensors cannot be copied out
+    assert backends.precision_accuracy(tiny_networks, torch.device("meta"), "bf16") == 60.0
+    assert seen == [("meta", "meta")]
+
+
+def test_torch_backend_stages_stay_on_their_device(tiny_networks):
+    backend = TorchBackend(tiny_networks, torch.device("meta"), "bf16")
+    image = torch.rand(2, 3, 256, 256)  # a CPU batch, as the Animator hands it over
+    kp = backend.detect(image)
+    encoded = backend.encode(image)
+    cpu_kp = Keypoints(torch.zeros(2, 10, 2), torch.eye(2).expand(2, 10, 2, 2).clone())  # e.g. filtered on the CPU
+    prediction = backend.decode(encoded, kp, cpu_kp)
+    assert {t.device.type for t in (kp.value, kp.jacobian, encoded.features, encoded.small, prediction)} == {"meta"}
+    assert prediction.shape == (2, 3, 256, 256) and prediction.dtype == torch.float32
 
 
 @pytest.mark.slow
 def test_full_model_fp32_parity_and_bf16_psnr(vox_checkpoint, parity_fixture):
     ref = _reference(parity_fixture)
-    fp32 = _run(Animator.from_checkpoint(vox_checkpoint, device="cpu", precision="fp32"), parity_fixture)
+    fp32 = _run(_load(vox_checkpoint, device="cpu", precision="fp32"), parity_fixture)
     assert np.abs(fp32 - ref).max() < 1e-4
-    bf16 = _run(Animator.from_checkpoint(vox_checkpoint, device="cpu", precision="bf16"), parity_fixture)
+    bf16 = _run(_load(vox_checkpoint, device="cpu", precision="bf16"), parity_fixture)
     assert psnr(bf16, fp32) >= PSNR_BAR_DB
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_fp16_and_graphs(tiny_checkpoint, parity_fixture):  # pragma: no cover - GPU machines only
-    fp32 = _run(Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32"), parity_fixture)
-    fp16 = _run(Animator.from_checkpoint(tiny_checkpoint, device="cuda"), parity_fixture)
-    graphs = _run(Animator.from_checkpoint(tiny_checkpoint, device="cuda", precision="fp16", cuda_graphs=True),
-                  parity_fixture)
+    fp32 = _run(_load(tiny_checkpoint, device="cpu", precision="fp32"), parity_fixture)
+    fp16 = _run(_load(tiny_checkpoint, device="cuda"), parity_fixture)
+    graphs = _run(_load(tiny_checkpoint, device="cuda", precision="fp16", cuda_graphs=True), parity_fixture)
     assert psnr(fp16, fp32) >= PSNR_BAR_DB
     assert np.abs(graphs - fp16).max() < 1e-3
 
@@ -155,8 +212,7 @@ def test_cuda_fp16_and_graphs(tiny_checkpoint, parity_fixture):  # pragma: no co
 @pytest.mark.slow
 def test_compile_matches_eager_or_falls_back(tiny_checkpoint, parity_fixture):
     messages = []
-    compiled = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32", compile=True,
-                                        progress=messages.append)
-    eager = Animator.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32")
+    compiled = _load(tiny_checkpoint, device="cpu", precision="fp32", compile=True, progress=messages.append)
+    eager = _load(tiny_checkpoint, device="cpu", precision="fp32")
     assert messages  # the compile cost is announced, never hidden in the first frame
     assert np.abs(_run(compiled, parity_fixture) - _run(eager, parity_fixture)).max() < 1e-4

@@ -10,7 +10,7 @@ import torch
 from helpers import SlowAnimator, wait_until
 
 from avatarcam.demo import astronaut_face, driving_frames, write_clip
-from avatarcam.engine import Animator
+from avatarcam.engine import Animator, EngineOptions
 from avatarcam.pipeline import FileSink, Pipeline, PipelineConfig
 from avatarcam.pipeline.loading import load_animator
 
@@ -24,23 +24,23 @@ def test_cuda_unavailable_at_load_falls_back_to_cpu(tiny_checkpoint):
     if torch.cuda.is_available():
         pytest.skip("this check needs a machine without CUDA; the OOM case below covers GPUs")
     notices = []
-    anim = load_animator(tiny_checkpoint, device="cuda", precision="fp16", notice=notices.append)
-    assert anim.device.type == "cpu" and anim.precision in ("fp32", "bf16")
+    anim = load_animator(tiny_checkpoint, EngineOptions(device="cuda", precision="fp16"), notice=notices.append)
+    assert anim.options.device == "cpu" and anim.options.precision in ("fp32", "bf16")
     assert len(notices) == 1 and "CPU" in notices[0]
 
 
 def test_cuda_out_of_memory_at_load_falls_back_to_cpu(tiny_checkpoint, monkeypatch):
     real = Animator.from_checkpoint.__func__
 
-    def fake(cls, path, device="auto", precision="auto", **kw):
-        if device != "cpu":
+    def fake(cls, path, options=None, **kw):
+        if options.device != "cpu":
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
-        return real(cls, path, device, precision, **kw)
+        return real(cls, path, options, **kw)
 
     monkeypatch.setattr(Animator, "from_checkpoint", classmethod(fake))
     notices = []
-    anim = load_animator(tiny_checkpoint, device="auto", notice=notices.append)
-    assert anim.device.type == "cpu"
+    anim = load_animator(tiny_checkpoint, EngineOptions(device="auto"), notice=notices.append)
+    assert anim.options.device == "cpu"
     assert "out of memory" in notices[0] and "CPU" in notices[0]
 
 
@@ -106,7 +106,7 @@ def test_stop_from_any_state_joins_every_thread_within_a_second(tmp_path, clip, 
     cfg = PipelineConfig(camera=str(clip), checkpoint=str(tiny_checkpoint), device="cpu", detector="lbp",
                          vcam=state == "vcam-missing", vcam_backend="avatarcam-missing",
                          loop_video=state != "camera-retrying")
-    animator = Animator.from_checkpoint(tiny_checkpoint, device="cpu")
+    animator = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu"))
     if state == "worker-mid-frame":
         animator = SlowAnimator(animator, 0.6)
     p = Pipeline(cfg, animator=animator, opener=dying_opener if state == "camera-retrying" else None)

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..engine import Animator
+    from ..engine import Animator, EngineOptions, RelativeMotion
     from ..errors import AvatarcamError
     from ..imaging import center_square, load_image, resize_square, to_rgb_float
     from ..paths import find_checkpoint
@@ -39,11 +39,10 @@ def main(args: argparse.Namespace) -> int:
     source = load_image(args.source)
     reader = VideoReader(args.driving)
     try:
-        # engine-api: Animator.from_checkpoint(path, EngineOptions(args.device, args.precision, args.backend),
-        #             motion=RelativeMotion(not args.no_relative, not args.no_adapt_scale))
-        animator = Animator.from_checkpoint(find_checkpoint(args.checkpoint), device=args.device,
-                                            precision=args.precision, backend=args.backend,
-                                            relative=not args.no_relative, adapt_scale=not args.no_adapt_scale)
+        animator = Animator.from_checkpoint(find_checkpoint(args.checkpoint),
+                                            EngineOptions(device=args.device, precision=args.precision,
+                                                           backend=args.backend),
+                                            motion=RelativeMotion(not args.no_relative, not args.no_adapt_scale))
         size = animator.size
         source_sq = resize_square(center_square(source), size)
         animator.set_source(source_sq)

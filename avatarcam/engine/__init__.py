@@ -1,16 +1,16 @@
 """First Order Motion Model inference engine."""
 
-from .animator import Animator, PreparedSource
-from .checkpoint import load_module_weights, read_checkpoint
+from .animator import AnimateJob, Animator, Calibration, PreparedSource
+from .checkpoint import Networks, load_networks, read_checkpoint, sniff_header
 from .config import DenseMotionConfig, FOMMConfig, GeneratorConfig, KeypointDetectorConfig
 from .generator import OcclusionAwareGenerator
 from .keypoint_detector import KeypointDetector
-from .motion import RelativeMotion, normalize_kp
-from .synthetic import synthetic_state_dicts, write_synthetic_checkpoint
+from .motion import Keypoints, RelativeMotion, normalize_kp
+from .options import BACKENDS, DEVICES, PRECISIONS, PSNR_BAR_DB, EngineOptions
 
 __all__ = [
-    "Animator", "PreparedSource", "DenseMotionConfig", "FOMMConfig", "GeneratorConfig",
-    "KeypointDetectorConfig", "KeypointDetector", "OcclusionAwareGenerator", "RelativeMotion",
-    "normalize_kp", "read_checkpoint", "load_module_weights", "synthetic_state_dicts",
-    "write_synthetic_checkpoint",
+    "AnimateJob", "Animator", "Calibration", "PreparedSource", "Networks", "load_networks", "read_checkpoint",
+    "sniff_header", "DenseMotionConfig", "FOMMConfig", "GeneratorConfig", "KeypointDetectorConfig",
+    "OcclusionAwareGenerator", "KeypointDetector", "Keypoints", "RelativeMotion", "normalize_kp", "BACKENDS",
+    "DEVICES", "PRECISIONS", "PSNR_BAR_DB", "EngineOptions",
 ]

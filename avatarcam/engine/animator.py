@@ -1,148 +1,120 @@
-"""Animator: the engine's public face. Owns the model, the avatar and the neutral pose."""
+"""Animator: the engine's public face. Owns the backend, the avatar and the neutral pose."""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
 from ..imaging import resize_square, to_rgb_float
-from .backends import Backend, Progress, make_backend, to_image, to_tensor
-from .checkpoint import CONFIG_KEY, load_module_weights, read_checkpoint
+from .backends import Backend, make_backend
+from .checkpoint import Networks, load_networks
 from .config import FOMMConfig
-from .generator import EncodedSource, OcclusionAwareGenerator
-from .keypoint_detector import KeypointDetector
+from .generator import EncodedSource
 from .motion import Keypoints, RelativeMotion
+from .options import EngineOptions, Progress
 
 KeypointFilter = Callable[[Keypoints], Keypoints]
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreparedSource:
     """An avatar ready to animate: computed once, reusable when switching back to it."""
 
-    image: np.ndarray  # 256x256x3 float32
+    image: np.ndarray  # SxSx3 float32
     keypoints: Keypoints
     encoded: EncodedSource
 
 
-@dataclass
+@dataclass(frozen=True)
 class Calibration:
-    keypoints: Keypoints  # the driving face's neutral pose
-    scale: float  # movement-scale adaptation for the current avatar
+    neutral: Keypoints  # the driving face's neutral pose
+    scale: float  # movement-scale adaptation for the avatar it was made for
+
+
+@dataclass(frozen=True)
+class AnimateJob:
+    """One picture of a batch. ``calibration=None`` drives the avatar with the absolute keypoints."""
+
+    source: PreparedSource
+    driving: Keypoints
+    calibration: Calibration | None = None
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWx3 float32 [0,1] -> (1,3,H,W)."""
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None].contiguous()
+
+
+def _to_images(prediction: torch.Tensor) -> np.ndarray:
+    """(N,3,H,W) -> (N,H,W,3) float32 numpy."""
+    return prediction.detach().float().permute(0, 2, 3, 1).cpu().numpy().copy()
 
 
 class Animator:
     """Animate a still portrait with the motion of a driving face.
 
-    >>> anim = Animator.from_checkpoint("vox-adv-cpk.pth.tar", device="cpu")
+    >>> anim = Animator.from_checkpoint("vox-adv-cpk.pth.tar", EngineOptions(device="cpu"))
     >>> anim.set_source(portrait); anim.calibrate(neutral_frame)
     >>> out = anim.animate(frame)  # 256x256x3 float32 RGB in [0,1]
     """
 
-    def __init__(self, kp_detector: KeypointDetector, generator: OcclusionAwareGenerator, *,
-                 config: FOMMConfig | None = None, device: str = "auto", precision: str = "auto",
-                 relative: bool = True, adapt_scale: bool = True, relative_jacobian: bool = True,
-                 backend: Backend | str = "auto", progress: Progress | None = None,
-                 checkpoint: str | os.PathLike | None = None, onnx_dir: str | os.PathLike | None = None,
-                 providers: list[str] | None = None, channels_last: bool | None = None,
-                 compile: bool = False, cuda_graphs: bool = False, verify_precision: bool = True) -> None:
-        """``backend``: "auto" | "torch" | "onnx" or a Backend instance. ``progress`` receives one-line
-        status messages during slow steps (ONNX export, compilation, precision check)."""
-        self.config = config or FOMMConfig.vox256()
-        self.size = self.config.image_size
-        self.kp_detector = kp_detector
-        self.generator = generator
-        if backend is None or isinstance(backend, str):
-            backend = make_backend(backend or "auto", kp_detector, generator, self.config, device=device,
-                                   precision=precision, progress=progress, checkpoint=checkpoint,
-                                   onnx_dir=onnx_dir, providers=providers, channels_last=channels_last,
-                                   compile=compile, cuda_graphs=cuda_graphs, verify_precision=verify_precision)
+    def __init__(self, networks: Networks, backend: Backend, options: EngineOptions,
+                 motion: RelativeMotion | None = None) -> None:
+        self.networks = networks
         self.backend = backend
-        self.motion = RelativeMotion(relative, adapt_scale, relative_jacobian)
-        self.keypoint_filter: KeypointFilter | None = None
+        self._options = options
+        self._motion = motion or RelativeMotion()
         self._source: PreparedSource | None = None
         self._neutral: Keypoints | None = None
         self._calibration: Calibration | None = None
+        self._calibrate_next = False
         self._lock = threading.RLock()  # set_source / calibrate may come from another thread
 
-    # construction -------------------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", precision: str = "auto", *,
-                        config: FOMMConfig | None = None, **options) -> Animator:
+    def from_checkpoint(cls, path: str | os.PathLike, options: EngineOptions | None = None, *,
+                        motion: RelativeMotion | None = None, progress: Progress | None = None) -> Animator:
         """Load ``vox-adv-cpk.pth.tar`` (or a file in its layout); raises ``CheckpointError``.
+        ``progress`` receives one-line status messages during slow steps (export, compile, checks)."""
+        options = options or EngineOptions()
+        networks = load_networks(path)
+        return cls(networks, make_backend(networks, options, checkpoint=path, progress=progress), options, motion)
 
-        Options are those of ``Animator(...)``, e.g. ``backend="onnx"`` (exported once, cached next
-        to the user's models keyed by this file's size and mtime) or ``progress=print``.
-        """
-        state = read_checkpoint(path)
-        if config is None:
-            stored = state.get(CONFIG_KEY)
-            try:
-                config = FOMMConfig.from_dict(stored) if stored else FOMMConfig.vox256()
-            except (TypeError, ValueError):
-                raise CheckpointError(f"{path}: its {CONFIG_KEY!r} entry is not a valid model config.") from None
-        kp_detector, generator = KeypointDetector(config), OcclusionAwareGenerator(config)
-        load_module_weights(kp_detector, state["kp_detector"], "kp_detector", path)
-        load_module_weights(generator, state["generator"], "generator", path)
-        options.setdefault("checkpoint", path)
-        return cls(kp_detector.eval(), generator.eval(), config=config, device=device, precision=precision, **options)
-
-    # properties ---------------------------------------------------------------------------
+    # what runs ----------------------------------------------------------------------------
     @property
-    def device(self) -> torch.device:
-        return self.backend.device
+    def options(self) -> EngineOptions:
+        """The options as resolved: the device, precision and backend actually used."""
+        return self._options.replace(device=str(self.backend.device), precision=self.backend.precision,
+                                     backend=self.backend.name)
 
     @property
-    def precision(self) -> str:
-        return self.backend.precision
+    def config(self) -> FOMMConfig:
+        return self.networks.config
 
     @property
-    def backend_name(self) -> str:
-        """"torch" or "onnx"."""
-        return self.backend.name
-
-    @property
-    def provider(self) -> str:
-        """What actually runs the model: "torch-cpu", "torch-cuda", or the ONNX Runtime provider."""
-        return getattr(self.backend, "provider", self.backend.name)
+    def size(self) -> int:
+        return self.config.image_size
 
     def describe(self) -> str:
-        """One line for status bars and logs, e.g. "torch-cpu bf16"."""
-        provider = self.provider
-        text = f"{provider} {self.precision}" if provider.startswith("torch") else f"onnx {provider} {self.precision}"
+        """One line for status bars and logs, e.g. "torch-cpu bf16" or "onnx CPUExecutionProvider fp32"
+        (``backend.provider`` says what actually runs the model)."""
+        provider, precision = self.backend.provider, self.backend.precision
+        text = f"{provider} {precision}" if provider.startswith("torch") else f"onnx {provider} {precision}"
         return text + (" compiled" if getattr(self.backend, "compiled", False) else "")
 
     @property
-    def relative(self) -> bool:
-        return self.motion.relative
+    def motion(self) -> RelativeMotion:
+        return self._motion
 
-    @relative.setter
-    def relative(self, value: bool) -> None:
-        self.motion.relative = bool(value)
-
-    @property
-    def adapt_scale(self) -> bool:
-        return self.motion.adapt_scale
-
-    @adapt_scale.setter
-    def adapt_scale(self, value: bool) -> None:
+    @motion.setter
+    def motion(self, motion: RelativeMotion) -> None:
         with self._lock:
-            self.motion.adapt_scale = bool(value)
+            self._motion = motion
             self._recalibrate()
-
-    @property
-    def relative_jacobian(self) -> bool:
-        return self.motion.relative_jacobian
-
-    @relative_jacobian.setter
-    def relative_jacobian(self, value: bool) -> None:
-        self.motion.relative_jacobian = bool(value)
 
     @property
     def has_source(self) -> bool:
@@ -152,18 +124,18 @@ class Animator:
     def is_calibrated(self) -> bool:
         return self._calibration is not None
 
-    # stages -------------------------------------------------------------------------------
+    # avatar and neutral pose ---------------------------------------------------------------
     def _input(self, image: np.ndarray) -> torch.Tensor:
-        return to_tensor(resize_square(to_rgb_float(image), self.size))
+        return _to_tensor(resize_square(to_rgb_float(image), self.size))
 
     def detect(self, frame: np.ndarray) -> Keypoints:
-        """Keypoints of a face picture (any size; resized to the model's input)."""
+        """Keypoints of a face picture (any size, RGB uint8 or float; resized to the model's input)."""
         return self.backend.detect(self._input(frame))
 
     def prepare_source(self, image: np.ndarray) -> PreparedSource:
         """Everything that depends only on the avatar. Thread-safe and side-effect free."""
         img = resize_square(to_rgb_float(image), self.size)
-        x = to_tensor(img)
+        x = _to_tensor(img)
         return PreparedSource(img, self.backend.detect(x), self.backend.encode(x))
 
     def use_source(self, prepared: PreparedSource) -> None:
@@ -177,44 +149,60 @@ class Animator:
         self.use_source(prepared)
         return prepared
 
+    def make_calibration(self, source: PreparedSource, neutral: Keypoints) -> Calibration:
+        return Calibration(neutral, self._motion.movement_scale(source.keypoints, neutral))
+
     def calibrate(self, frame: np.ndarray | None = None, keypoints: Keypoints | None = None) -> None:
         """Take this driving frame (or these keypoints) as the neutral pose."""
         kp = keypoints if keypoints is not None else self.detect(frame)
         with self._lock:
-            self._neutral = kp
+            self._neutral, self._calibrate_next = kp, False
             self._recalibrate()
+
+    def request_calibration(self) -> None:
+        """The next animated frame becomes the neutral pose."""
+        self._calibrate_next = True
 
     def reset_calibration(self) -> None:
         with self._lock:
-            self._neutral = None
-            self._calibration = None
+            self._neutral, self._calibration = None, None
 
     def _recalibrate(self) -> None:
-        if self._neutral is None or self._source is None:
-            self._calibration = None
-            return
-        scale = self.motion.movement_scale(self._source.keypoints, self._neutral)
-        self._calibration = Calibration(self._neutral, scale)
+        ready = self._neutral is not None and self._source is not None
+        self._calibration = self.make_calibration(self._source, self._neutral) if ready else None
 
-    def animate_keypoints(self, kp_driving: Keypoints) -> np.ndarray:
-        """Render the avatar for already-detected driving keypoints."""
-        with self._lock:
-            source = self._source
-            if source is None:
-                raise RuntimeError("Animator.set_source() must be called before animate()")
-            if self._calibration is None:
-                self._neutral = kp_driving
-                self._recalibrate()
-            calibration = self._calibration
-        kp_norm = self.motion.apply(source.keypoints, kp_driving, calibration.keypoints, calibration.scale)
-        return to_image(self.backend.decode(source.encoded, source.keypoints, kp_norm))
-
-    def animate(self, frame: np.ndarray) -> np.ndarray:
-        """One driving frame (HxWx3 RGB) -> the animated avatar, 256x256x3 float32 in [0,1].
-
-        The first call without a calibration takes this frame as the neutral pose.
-        """
+    # the one route from a frame to a picture -----------------------------------------------
+    def animate(self, frame: np.ndarray, *, keypoint_filter: KeypointFilter | None = None) -> np.ndarray:
+        """One driving frame (HxWx3 RGB) -> the animated avatar, SxSx3 float32 RGB in [0,1]:
+        detect -> filter -> (neutral := this frame if requested or none yet) -> relative motion -> decode."""
         kp = self.detect(frame)
-        if self.keypoint_filter is not None:
-            kp = self.keypoint_filter(kp)
-        return self.animate_keypoints(kp)
+        return self.animate_keypoints(keypoint_filter(kp) if keypoint_filter is not None else kp)
+
+    def animate_keypoints(self, kp: Keypoints) -> np.ndarray:
+        """:meth:`animate` from already-detected (and filtered) driving keypoints."""
+        with self._lock:
+            if self._source is None:
+                raise RuntimeError("Animator.set_source() must be called before animate()")
+            if self._calibration is None or self._calibrate_next:
+                self._neutral, self._calibrate_next = kp, False
+                self._recalibrate()
+            job = AnimateJob(self._source, kp, self._calibration)
+        return self.animate_batch([job])[0]
+
+    def _driving(self, job: AnimateJob) -> Keypoints:
+        device = job.source.keypoints.value.device
+        if job.calibration is None:
+            return job.driving.to(device)
+        return self._motion.apply(job.source.keypoints, job.driving.to(device), job.calibration.neutral.to(device),
+                                  job.calibration.scale)
+
+    def animate_batch(self, jobs: Sequence[AnimateJob]) -> np.ndarray:
+        """(N,S,S,3) float32: N driving poses of N prepared avatars (repeats allowed) in ONE batched
+        decoder forward; each item equals the batch-1 result."""
+        if not jobs:
+            return np.zeros((0, self.size, self.size, 3), np.float32)
+        device = self.backend.device
+        encoded = EncodedSource.cat([job.source.encoded for job in jobs])
+        kp_source = Keypoints.cat([job.source.keypoints.to(device) for job in jobs])
+        kp_driving = Keypoints.cat([self._driving(job).to(device) for job in jobs])
+        return _to_images(self.backend.decode(encoded, kp_source, kp_driving))

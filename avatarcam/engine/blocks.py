@@ -27,6 +27,18 @@ def make_coordinate_grid(height: int, width: int, dtype: torch.dtype = torch.flo
     return torch.stack([xx, yy], dim=2)
 
 
+def cast_like(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Activations entering a convolution stack take its weights' dtype and memory layout.
+
+    The reference modules are fp32 and contiguous (a no-op); the prepared ones
+    (:func:`.prepare.prepare_for_inference`) may run bf16/fp16 and channels_last.
+    """
+    x = x.to(weight.dtype)
+    if weight.dim() == 4 and x.dim() == 4 and not weight.is_contiguous():
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 class AntiAliasDownsample(nn.Module):
     """Gaussian blur then keep every (1/scale)-th pixel, as the authors downsample inputs."""
 
@@ -46,10 +58,11 @@ class AntiAliasDownsample(nn.Module):
         self.step = int(1 / scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Always fp32 (cheap, and it feeds the motion estimate); the blur is computed only at the
+        pixels that are kept (stride), which equals blurring everything and then subsampling."""
         p0, p1 = self.pad_before, self.pad_after
-        out = F.pad(x, (p0, p1, p0, p1))
-        out = F.conv2d(out, self.weight.to(x.dtype), groups=self.groups)
-        return out[:, :, :: self.step, :: self.step]
+        out = F.pad(x.float(), (p0, p1, p0, p1))
+        return F.conv2d(out, self.weight.float(), groups=self.groups, stride=self.step)
 
 
 class SameBlock2d(nn.Module):
@@ -105,7 +118,7 @@ class Encoder(nn.Module):
         self.down_blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = [x]
+        outs = [cast_like(x, self.down_blocks[0].conv.weight)]
         for block in self.down_blocks:
             outs.append(block(outs[-1]))
         return outs

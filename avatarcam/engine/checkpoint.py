@@ -11,6 +11,7 @@ import os
 import pickle
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,9 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..paths import CHECKPOINT_NAME, CHECKPOINT_URL, user_models_dir
+from .config import FOMMConfig
+from .generator import OcclusionAwareGenerator
+from .keypoint_detector import KeypointDetector
 
 MODULES = ("kp_detector", "generator")
 CONFIG_KEY = "avatarcam_config"  # optional: architecture of a non-vox-256 (test) model
@@ -35,6 +39,18 @@ def _first(keys, n: int = _SHOW_KEYS) -> str:
     keys = list(keys)
     shown = ", ".join(keys[:n])
     return shown + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def sniff_header(head: bytes) -> Literal["zip", "legacy", "html", "unknown"]:
+    """What the first bytes of a file say it is: a torch zip checkpoint, a legacy (pre-1.6)
+    pickle checkpoint, a web page served instead of the file, or something else."""
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head[:1] == b"\x80":  # pickle protocol 2+
+        return "legacy"
+    if head.lstrip()[:1] == b"<":
+        return "html"
+    return "unknown"
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Mapping]:
@@ -131,13 +147,24 @@ def load_module_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor
     module.load_state_dict(converted, strict=True)
 
 
-def sniff_header(head: bytes) -> Literal["zip", "legacy", "html", "unknown"]:
-    """What a file's first bytes say it is: a torch >= 1.6 "zip", a "legacy" pickle (protocol 2+,
-    torch's pre-1.6 format), an "html" page (what cloud drives serve instead of the file), or "unknown"."""
-    if head.lstrip()[:1] == b"<":
-        return "html"
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
-    if head[:1] == b"\x80":
-        return "legacy"
-    return "unknown"
+@dataclass(frozen=True)
+class Networks:
+    """The two reference networks of one checkpoint: CPU, fp32, eval mode."""
+
+    config: FOMMConfig
+    kp_detector: KeypointDetector
+    generator: OcclusionAwareGenerator
+
+
+def load_networks(path: str | os.PathLike) -> Networks:
+    """THE checkpoint -> networks recipe (Animator, model checks, ONNX export); raises CheckpointError."""
+    state = read_checkpoint(path)
+    stored = state.get(CONFIG_KEY)
+    try:
+        config = FOMMConfig.from_dict(stored) if stored else FOMMConfig.vox256()
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path}: its {CONFIG_KEY!r} entry is not a valid model config.") from None
+    kp_detector, generator = KeypointDetector(config), OcclusionAwareGenerator(config)
+    load_module_weights(kp_detector, state["kp_detector"], "kp_detector", path)
+    load_module_weights(generator, state["generator"], "generator", path)
+    return Networks(config, kp_detector.eval(), generator.eval())

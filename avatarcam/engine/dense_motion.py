@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -9,6 +11,31 @@ from torch import nn
 from .blocks import AntiAliasDownsample, Hourglass, make_coordinate_grid
 from .config import FOMMConfig
 from .motion import Keypoints, inverse_2x2, kp_to_gaussian
+
+
+@dataclass(frozen=True)
+class MotionField:
+    """The dense motion network's output, all fp32 at 1/4 resolution."""
+
+    deformation: torch.Tensor  # (B,h,w,2) backward flow in grid_sample coordinates
+    mask: torch.Tensor  # (B,K+1,h,w) soft assignment of pixels to the local motions
+    sparse_deformed: torch.Tensor  # (B,K+1,3,h,w) the source warped by each local motion
+    occlusion_map: torch.Tensor | None  # (B,1,h,w)
+
+
+def sparse_motions(h: int, w: int, kp_driving: Keypoints, kp_source: Keypoints) -> torch.Tensor:
+    """(B, K+1, H, W, 2) fp32: where each driving pixel comes from in the source, per motion
+    (background identity first). The 2x2 products are written out: they export to ONNX as
+    plain element-wise ops."""
+    value_s, value_d = kp_source.value.float(), kp_driving.value.float()
+    identity = make_coordinate_grid(h, w, torch.float32, value_s.device)[None, None]
+    grid = identity - value_d[:, :, None, None, :]
+    if kp_driving.jacobian is not None:
+        jac = torch.matmul(kp_source.jacobian.float(), inverse_2x2(kp_driving.jacobian.float()))
+        gx, gy, j = grid[..., 0], grid[..., 1], jac[:, :, None, None]
+        grid = torch.stack([j[..., 0, 0] * gx + j[..., 0, 1] * gy, j[..., 1, 0] * gx + j[..., 1, 1] * gy], dim=-1)
+    to_source = grid + value_s[:, :, None, None, :]
+    return torch.cat([identity.expand(value_s.shape[0], 1, h, w, 2), to_source], dim=1)
 
 
 class DenseMotionNetwork(nn.Module):
@@ -30,40 +57,22 @@ class DenseMotionNetwork(nn.Module):
         self.down = AntiAliasDownsample(config.num_channels, cfg.scale_factor) if cfg.scale_factor != 1 else None
 
     def downsample(self, source: torch.Tensor) -> torch.Tensor:
-        return self.down(source) if self.down is not None else source
+        return self.down(source) if self.down is not None else source.float()
 
-    def sparse_motions(self, h: int, w: int, kp_driving: Keypoints, kp_source: Keypoints) -> torch.Tensor:
-        """(B, K+1, H, W, 2): where each driving pixel comes from in the source, per motion."""
-        value_s, value_d = kp_source["value"].float(), kp_driving["value"].float()
-        b = value_s.shape[0]
-        # fp32 even under autocast, where matmul/einsum would otherwise run in 16 bits
-        with torch.autocast(value_s.device.type, enabled=False):
-            identity = make_coordinate_grid(h, w, value_s.dtype, value_s.device)[None, None]
-            grid = identity - value_d[:, :, None, None, :]
-            if "jacobian" in kp_driving:
-                jac = torch.matmul(kp_source["jacobian"].float(), inverse_2x2(kp_driving["jacobian"].float()))
-                grid = torch.einsum("bkij,bkhwj->bkhwi", jac, grid)
-            to_source = grid + value_s[:, :, None, None, :]
-            return torch.cat([identity.expand(b, 1, h, w, 2), to_source], dim=1)
-
-    def forward(self, source: torch.Tensor, kp_driving: Keypoints, kp_source: Keypoints,
-                source_small: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """``source_small`` is the downsampled source, when the caller has cached it."""
-        small = self.downsample(source) if source_small is None else source_small
+    def forward(self, small: torch.Tensor, kp_driving: Keypoints, kp_source: Keypoints) -> MotionField:
+        """``small``: the downsampled source (:meth:`downsample`), fp32. Everything that decides
+        where pixels go stays fp32; only the hourglass runs in the prepared compute dtype."""
         b, c, h, w = small.shape
         k1 = self.num_kp + 1
-        heat = kp_to_gaussian(kp_driving["value"], h, w, self.kp_variance) - \
-            kp_to_gaussian(kp_source["value"], h, w, self.kp_variance)
+        heat = kp_to_gaussian(kp_driving.value.float(), h, w, self.kp_variance) - \
+            kp_to_gaussian(kp_source.value.float(), h, w, self.kp_variance)
         heat = torch.cat([torch.zeros_like(heat[:, :1]), heat], dim=1).unsqueeze(2)
-        motions = self.sparse_motions(h, w, kp_driving, kp_source)
+        motions = sparse_motions(h, w, kp_driving, kp_source)
         repeated = small.unsqueeze(1).expand(b, k1, c, h, w).reshape(b * k1, c, h, w)
-        warped = F.grid_sample(repeated.float(), motions.reshape(b * k1, h, w, 2), align_corners=False)
+        warped = F.grid_sample(repeated, motions.reshape(b * k1, h, w, 2), align_corners=False)
         warped = warped.view(b, k1, c, h, w)
-        features = torch.cat([heat.to(warped.dtype), warped], dim=2).view(b, -1, h, w)
-        prediction = self.hourglass(features)
+        prediction = self.hourglass(torch.cat([heat, warped], dim=2).view(b, -1, h, w))
         mask = F.softmax(self.mask(prediction).float(), dim=1)
-        deformation = (motions.permute(0, 1, 4, 2, 3) * mask.unsqueeze(2)).sum(dim=1).permute(0, 2, 3, 1)
-        out = {"sparse_deformed": warped, "mask": mask, "deformation": deformation}
-        if self.occlusion is not None:
-            out["occlusion_map"] = torch.sigmoid(self.occlusion(prediction).float())
-        return out
+        deformation = (motions * mask.unsqueeze(-1)).sum(dim=1)
+        occlusion = torch.sigmoid(self.occlusion(prediction).float()) if self.occlusion is not None else None
+        return MotionField(deformation, mask, warped, occlusion)

@@ -8,9 +8,9 @@ Files in the export folder:
   jacobian_driving -> prediction (1,3,S,S)  (per frame: dense motion + warp + decoder)
 * ``export.json``: what was exported (checkpoint key, config, opset, the measured errors).
 
-The graphs are exported from the fp32 derived modules of :mod:`.fast` (BatchNorm folded,
+The graphs are exported from the fp32 prepared networks (:mod:`.prepare`: BatchNorm folded,
 sub-pixel up blocks), so ONNX Runtime gets the same reduced FLOPs as the torch backend.
-Exports are cached per checkpoint (size + mtime + path), config, opset and exporter code in
+Exports are cached per checkpoint (file identity), config, opset and exporter code in
 ``<user models dir>/onnx/``, so the export runs once.
 """
 
@@ -31,11 +31,13 @@ import torch
 from torch import nn
 
 from ..errors import AvatarcamError
-from ..paths import user_models_dir
+from ..paths import file_identity, user_models_dir
+from .checkpoint import Networks
 from .config import FOMMConfig
-from .fast import FastGenerator, FastKeypointDetector, build_fast
 from .generator import OcclusionAwareGenerator
-from .keypoint_detector import KeypointDetector
+from .options import notify
+from .precision import seeded_inputs
+from .prepare import prepare_for_inference
 
 OPSET = 17  # GridSample needs >= 16
 EXPORT_VERSION = 1  # bump when the exported graphs change
@@ -44,27 +46,29 @@ MANIFEST = "export.json"
 
 
 class _Detector(nn.Module):
-    def __init__(self, det: FastKeypointDetector) -> None:
+    """Plain-tensor entry point of the prepared keypoint detector."""
+
+    def __init__(self, det: nn.Module) -> None:
         super().__init__()
         self.det = det
 
     def forward(self, image: torch.Tensor):
-        out = self.det(image)
-        return (out["value"], out["jacobian"]) if "jacobian" in out else (out["value"],)
+        kp = self.det(image)
+        return (kp.value, kp.jacobian) if kp.jacobian is not None else (kp.value,)
 
 
 class _Encoder(nn.Module):
-    def __init__(self, gen: FastGenerator) -> None:
+    def __init__(self, gen: OcclusionAwareGenerator) -> None:
         super().__init__()
         self.gen = gen
 
     def forward(self, image: torch.Tensor):
-        enc = self.gen.encode(image)
+        enc = self.gen.encode_source(image)
         return enc.features, enc.small
 
 
 class _Decoder(nn.Module):
-    def __init__(self, gen: FastGenerator, with_jacobian: bool) -> None:
+    def __init__(self, gen: OcclusionAwareGenerator, with_jacobian: bool) -> None:
         super().__init__()
         self.gen, self.with_jacobian = gen, with_jacobian
 
@@ -92,7 +96,8 @@ def _code_hash() -> str:
     """The exported graphs are traced from this code: a change to it invalidates cached exports."""
     h = hashlib.sha1()
     here = Path(__file__).resolve().parent
-    for name in ("export.py", "fast.py", "motion.py", "blocks.py", "generator.py"):
+    for name in ("export.py", "prepare.py", "motion.py", "blocks.py", "generator.py", "dense_motion.py",
+                 "keypoint_detector.py"):
         try:
             h.update((here / name).read_bytes())
         except OSError:
@@ -102,20 +107,21 @@ def _code_hash() -> str:
 
 def checkpoint_key(path: str | os.PathLike, config: FOMMConfig, opset: int = OPSET) -> str:
     """Changes when the checkpoint file (path, size, mtime), the config or the exporter change."""
-    p = Path(path).expanduser().resolve()
-    st = p.stat()
-    blob = json.dumps({"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "config": config.to_dict(),
+    identity = file_identity(path)
+    if identity is None:
+        raise AvatarcamError(f"{path}: cannot read the checkpoint to export it.")
+    blob = json.dumps({"file": list(identity), "config": config.to_dict(),
                        "opset": opset, "version": EXPORT_VERSION, "code": _code_hash(),
                        "torch": torch.__version__.split("+")[0]},
                       sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def weights_key(kp_detector: nn.Module, generator: nn.Module, config: FOMMConfig, opset: int = OPSET) -> str:
+def weights_key(networks: Networks, opset: int = OPSET) -> str:
     """Content hash of the weights, for models that did not come from a file."""
-    h = hashlib.sha1(json.dumps({"config": config.to_dict(), "opset": opset, "version": EXPORT_VERSION,
+    h = hashlib.sha1(json.dumps({"config": networks.config.to_dict(), "opset": opset, "version": EXPORT_VERSION,
                                  "code": _code_hash()}, sort_keys=True).encode())
-    for module in (kp_detector, generator):
+    for module in (networks.kp_detector, networks.generator):
         for name, t in module.state_dict().items():
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
@@ -131,34 +137,35 @@ def is_complete(folder: str | os.PathLike) -> bool:
     return (folder / MANIFEST).is_file() and all((folder / f"{s}.onnx").is_file() for s in STAGES)
 
 
-def _example_inputs(config: FOMMConfig, gen: FastGenerator, det: FastKeypointDetector) -> dict[str, tuple]:
-    from ..demo import astronaut_face, head_motion, warp_image
-
-    s = config.image_size
-    face = astronaut_face(s)
-    src = torch.from_numpy(face.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
-    drv_np = warp_image(face, head_motion(20)).astype(np.float32) / 255
-    drv = torch.from_numpy(drv_np).permute(2, 0, 1)[None].contiguous()
+def _example_inputs(config: FOMMConfig, gen: OcclusionAwareGenerator, det: nn.Module) -> dict[str, tuple]:
+    src, drv = seeded_inputs(config.image_size)
     with torch.no_grad():
-        enc = gen.encode(src)
+        enc = gen.encode_source(src)
         kp_s, kp_d = det(src), det(drv)
-    dec = [enc.features, enc.small, kp_s["value"]]
-    if "jacobian" in kp_s:
-        dec += [kp_s["jacobian"], kp_d["value"], kp_d["jacobian"]]
-    else:
-        dec += [kp_d["value"]]
+    dec = [enc.features, enc.small, kp_s.value]
+    dec += [kp_s.jacobian, kp_d.value, kp_d.jacobian] if kp_s.jacobian is not None else [kp_d.value]
     return {"kp_detector": (drv,), "source_encoder": (src,), "generator": tuple(dec)}
 
 
-def export_onnx(kp_detector: KeypointDetector, generator: OcclusionAwareGenerator, config: FOMMConfig,
-                out_dir: str | os.PathLike, *, opset: int = OPSET, key: str = "", check: bool = True,
-                progress: Callable[[str], None] | None = None, show_bar: bool = False) -> dict:
-    """Export the three stages into ``out_dir`` (written atomically) and check each against
-    torch with ONNX Runtime on the CPU. Returns the manifest (with ``max_abs_error`` per stage)."""
+def _export_stage(stage: str, module: nn.Module, example: tuple, path: Path, opset: int, with_jac: bool) -> dict:
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), example, str(path), opset_version=opset,
+                          input_names=input_names(stage, with_jac), output_names=output_names(stage, with_jac),
+                          do_constant_folding=True, dynamo=False)
+    return {"file": path.name, "export_seconds": round(time.perf_counter() - t0, 2)}
+
+
+def export_onnx(networks: Networks, out_dir: str | os.PathLike, *, opset: int = OPSET, key: str = "",
+                check: bool = True, progress: Callable[[str], None] | None = None, show_bar: bool = False) -> dict:
+    """Export the three stages of the prepared fp32 networks into ``out_dir`` (written atomically)
+    and check each against torch with ONNX Runtime on the CPU. Returns the manifest (with
+    ``max_abs_error`` per stage)."""
     if opset < 16:
         raise AvatarcamError(f"opset {opset}: GridSample needs ONNX opset 16 or newer.")
-    out_dir = Path(out_dir)
-    det, gen = build_fast(kp_detector, generator, dtype=torch.float32, channels_last=False, device="cpu")
+    out_dir, config = Path(out_dir), networks.config
+    det, gen = prepare_for_inference(networks.kp_detector), prepare_for_inference(networks.generator)
     with_jac = config.estimate_jacobian
     modules = {"kp_detector": _Detector(det), "source_encoder": _Encoder(gen), "generator": _Decoder(gen, with_jac)}
     examples = _example_inputs(config, gen, det)
@@ -170,34 +177,20 @@ def export_onnx(kp_detector: KeypointDetector, generator: OcclusionAwareGenerato
     if show_bar:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(STAGES) * (2 if check else 1), desc="export-onnx", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=len(STAGES), desc="export-onnx", unit="stage", dynamic_ncols=True)
     try:
         for stage in STAGES:
-            msg = f"Exporting {stage} to ONNX (opset {opset})..."
-            if progress:
-                progress(msg)
-            if bar:
-                bar.set_postfix_str(f"export {stage}")
-            t0 = time.perf_counter()
-            path = tmp / f"{stage}.onnx"
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(modules[stage].eval(), examples[stage], str(path), opset_version=opset,
-                                  input_names=input_names(stage, with_jac), output_names=output_names(stage, with_jac),
-                                  do_constant_folding=True, dynamo=False)
-            info = {"file": path.name, "export_seconds": round(time.perf_counter() - t0, 2)}
+            notify(progress, f"Exporting {stage} to ONNX (opset {opset})...")
+            info = _export_stage(stage, modules[stage], examples[stage], tmp / f"{stage}.onnx", opset, with_jac)
+            if check:
+                info["max_abs_error"] = check_stage(tmp / info["file"], modules[stage], examples[stage], stage,
+                                                    with_jac)
+                message = f"{stage}: ONNX Runtime vs torch max abs error {info['max_abs_error']:.2e}"
+                notify(progress, message)
+                if bar:
+                    bar.write(message)
             if bar:
                 bar.update(1)
-            if check:
-                if bar:
-                    bar.set_postfix_str(f"check {stage}")
-                info["max_abs_error"] = check_stage(path, modules[stage], examples[stage], stage, with_jac)
-                msg = f"{stage}: ONNX Runtime vs torch max abs error {info['max_abs_error']:.2e}"
-                if progress:
-                    progress(msg)
-                if bar:
-                    bar.write(msg)
-                    bar.update(1)
             manifest["stages"][stage] = info
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out_dir.exists():
@@ -225,18 +218,18 @@ def check_stage(path: Path, module: nn.Module, example: tuple, stage: str, with_
     return float(max(np.abs(g - w.numpy()).max() for g, w in zip(got, want, strict=True)))
 
 
-def ensure_exported(kp_detector: KeypointDetector, generator: OcclusionAwareGenerator, config: FOMMConfig, *,
-                    checkpoint: str | os.PathLike | None = None, folder: str | os.PathLike | None = None,
-                    opset: int = OPSET, progress: Callable[[str], None] | None = None) -> Path:
+def ensure_exported(networks: Networks, *, checkpoint: str | os.PathLike | None = None,
+                    folder: str | os.PathLike | None = None, opset: int = OPSET,
+                    progress: Callable[[str], None] | None = None) -> Path:
     """The export folder for this model, exporting it first if it is not cached yet."""
     if folder is None:
         if checkpoint is not None:
-            key = checkpoint_key(checkpoint, config, opset)
+            key = checkpoint_key(checkpoint, networks.config, opset)
             stem = Path(checkpoint).name.split(".")[0] or "model"
         else:
-            key, stem = weights_key(kp_detector, generator, config, opset), "model"
+            key, stem = weights_key(networks, opset), "model"
         folder = default_cache_dir(key, stem)
     folder = Path(folder)
     if not is_complete(folder):
-        export_onnx(kp_detector, generator, config, folder, opset=opset, key=folder.name, progress=progress)
+        export_onnx(networks, folder, opset=opset, key=folder.name, progress=progress)
     return folder

@@ -8,10 +8,11 @@ from torch import nn
 
 from .blocks import AntiAliasDownsample, Hourglass, make_coordinate_grid
 from .config import FOMMConfig
+from .motion import Keypoints
 
 
 class KeypointDetector(nn.Module):
-    """image (B,3,H,W) in [0,1] -> {"value": (B,K,2) in [-1,1], "jacobian": (B,K,2,2)}."""
+    """image (B,3,H,W) in [0,1] -> Keypoints(value (B,K,2) in [-1,1], jacobian (B,K,2,2) | None)."""
 
     def __init__(self, config: FOMMConfig) -> None:
         super().__init__()
@@ -31,19 +32,19 @@ class KeypointDetector(nn.Module):
             self.jacobian = None
         self.down = AntiAliasDownsample(config.num_channels, cfg.scale_factor) if cfg.scale_factor != 1 else None
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> Keypoints:
         if self.down is not None:
             x = self.down(x)
         features = self.predictor(x)
-        logits = self.kp(features)
+        # Softmax and the expectations run in fp32 whatever the convolutions run in: they decide
+        # where the keypoints are, and 16-bit rounding there shows up as jitter.
+        logits = self.kp(features).float()
         b, k, h, w = logits.shape
-        # Softmax and the expectations run in fp32 even under autocast: they decide where
-        # the keypoints are, and fp16 rounding there shows up as jitter.
-        heatmap = F.softmax(logits.float().view(b, k, -1) / self.temperature, dim=2).view(b, k, h, w)
+        heatmap = F.softmax(logits.reshape(b, k, h * w) / self.temperature, dim=2).view(b, k, h, w)
         grid = make_coordinate_grid(h, w, torch.float32, x.device)
-        out = {"value": (heatmap[..., None] * grid).sum(dim=(2, 3))}
-        if self.jacobian is not None:
-            maps = self.jacobian(features).float().view(b, self.num_jacobian_maps, 4, h, w)
-            jac = (heatmap[:, :, None] * maps).view(b, k, 4, -1).sum(dim=-1)
-            out["jacobian"] = jac.view(b, k, 2, 2)
-        return out
+        value = (heatmap[..., None] * grid).sum(dim=(2, 3))
+        if self.jacobian is None:
+            return Keypoints(value)
+        maps = self.jacobian(features).float().reshape(b, self.num_jacobian_maps, 4, h, w)
+        jac = (heatmap[:, :, None] * maps).reshape(b, k, 4, h * w).sum(dim=-1)
+        return Keypoints(value, jac.view(b, k, 2, 2))

@@ -1,4 +1,4 @@
-"""Keypoint motion math: Gaussian heatmaps, 2x2 inverses and relative motion transfer."""
+"""Keypoints and their motion math: Gaussian heatmaps, 2x2 inverses and relative motion transfer."""
 
 from __future__ import annotations
 
@@ -6,10 +6,41 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.spatial import ConvexHull, QhullError
 
 from .blocks import make_coordinate_grid
 
-Keypoints = dict[str, torch.Tensor]  # {"value": (B,K,2), "jacobian": (B,K,2,2)}
+
+@dataclass(frozen=True)
+class Keypoints:
+    """K keypoints per image: positions in [-1, 1] and, when the model estimates them, local jacobians."""
+
+    value: torch.Tensor  # (B,K,2) fp32
+    jacobian: torch.Tensor | None = None  # (B,K,2,2) fp32
+
+    def to(self, device: torch.device | str) -> Keypoints:
+        jac = self.jacobian.to(device) if self.jacobian is not None else None
+        return Keypoints(self.value.to(device), jac)
+
+    def numpy(self) -> dict[str, np.ndarray]:
+        out = {"value": self.value.detach().float().cpu().numpy()}
+        if self.jacobian is not None:
+            out["jacobian"] = self.jacobian.detach().float().cpu().numpy()
+        return out
+
+    @classmethod
+    def from_numpy(cls, value: np.ndarray, jacobian: np.ndarray | None = None,
+                   device: torch.device | str = "cpu") -> Keypoints:
+        jac = torch.as_tensor(np.asarray(jacobian, np.float32), device=device) if jacobian is not None else None
+        return cls(torch.as_tensor(np.asarray(value, np.float32), device=device), jac)
+
+    @classmethod
+    def cat(cls, items: list[Keypoints]) -> Keypoints:
+        """One batch from several (each item's batch rows in order)."""
+        if len(items) == 1:
+            return items[0]
+        jac = None if items[0].jacobian is None else torch.cat([k.jacobian for k in items])
+        return cls(torch.cat([k.value for k in items]), jac)
 
 
 def inverse_2x2(m: torch.Tensor) -> torch.Tensor:
@@ -34,27 +65,14 @@ def kp_to_gaussian(values: torch.Tensor, height: int, width: int, variance: floa
 
 
 def hull_area(points: np.ndarray) -> float:
-    """Area of the convex hull of 2-D points, in float64 (monotone chain + shoelace)."""
-    pts = sorted(map(tuple, np.asarray(points, dtype=np.float64)))
+    """Area of the convex hull of 2-D points (0 for degenerate sets)."""
+    pts = np.asarray(points, dtype=np.float64)
     if len(pts) < 3:
         return 0.0
-
-    def cross(o, a, b):
-        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-    lower: list[tuple[float, float]] = []
-    upper: list[tuple[float, float]] = []
-    for p in pts:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
-            lower.pop()
-        lower.append(p)
-    for p in reversed(pts):
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
-            upper.pop()
-        upper.append(p)
-    hull = np.array(lower[:-1] + upper[:-1])
-    x, y = hull[:, 0], hull[:, 1]
-    return float(0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    try:
+        return float(ConvexHull(pts).volume)  # in 2-D "volume" is the area
+    except QhullError:  # collinear or coincident points
+        return 0.0
 
 
 @dataclass
@@ -72,8 +90,8 @@ class RelativeMotion:
     def movement_scale(self, kp_source: Keypoints, kp_neutral: Keypoints) -> float:
         if not self.adapt_scale:
             return 1.0
-        src = hull_area(kp_source["value"][0].detach().float().cpu().numpy())
-        drv = hull_area(kp_neutral["value"][0].detach().float().cpu().numpy())
+        src = hull_area(kp_source.value[0].detach().float().cpu().numpy())
+        drv = hull_area(kp_neutral.value[0].detach().float().cpu().numpy())
         if src <= 0.0 or drv <= 0.0:  # degenerate keypoints: fall back to no adaptation
             return 1.0
         return float(np.sqrt(src) / np.sqrt(drv))
@@ -81,13 +99,13 @@ class RelativeMotion:
     def apply(self, kp_source: Keypoints, kp_driving: Keypoints, kp_neutral: Keypoints,
               scale: float) -> Keypoints:
         if not self.relative:
-            return dict(kp_driving)
-        out = dict(kp_driving)
-        out["value"] = (kp_driving["value"] - kp_neutral["value"]) * scale + kp_source["value"]
-        if self.relative_jacobian and "jacobian" in kp_driving:
-            change = torch.matmul(kp_driving["jacobian"], inverse_2x2(kp_neutral["jacobian"]))
-            out["jacobian"] = torch.matmul(change, kp_source["jacobian"])
-        return out
+            return kp_driving
+        value = (kp_driving.value - kp_neutral.value) * scale + kp_source.value
+        jacobian = kp_driving.jacobian
+        if self.relative_jacobian and jacobian is not None:
+            change = torch.matmul(jacobian, inverse_2x2(kp_neutral.jacobian))
+            jacobian = torch.matmul(change, kp_source.jacobian)
+        return Keypoints(value, jacobian)
 
 
 def normalize_kp(kp_source: Keypoints, kp_driving: Keypoints, kp_driving_initial: Keypoints,

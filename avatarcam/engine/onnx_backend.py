@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from ..errors import AvatarcamError
-from .backends import Progress, notify
-from .export import MANIFEST, input_names, output_names
+from .export import MANIFEST, input_names
 from .generator import EncodedSource
 from .motion import Keypoints
+from .options import Progress, notify
 
 log = logging.getLogger(__name__)
 
@@ -121,19 +121,22 @@ class OnnxBackend:
 
     def detect(self, image: torch.Tensor) -> Keypoints:
         out = self.sessions["kp_detector"].run(None, {"image": self._np(image)})
-        names = output_names("kp_detector", self.with_jacobian)
-        return {name: torch.from_numpy(a) for name, a in zip(names, out, strict=True)}
+        return Keypoints.from_numpy(*out)
 
     def encode(self, image: torch.Tensor) -> EncodedSource:
         features, small = self.sessions["source_encoder"].run(None, {"image": self._np(image)})
-        return EncodedSource(image.detach().float().cpu(), torch.from_numpy(small), torch.from_numpy(features))
+        return EncodedSource(torch.from_numpy(small), torch.from_numpy(features))
 
     def decode(self, encoded: EncodedSource, kp_source: Keypoints, kp_driving: Keypoints) -> torch.Tensor:
-        values = [encoded.features, encoded.small, kp_source["value"]]
-        if self.with_jacobian:
-            values += [kp_source["jacobian"], kp_driving["value"], kp_driving["jacobian"]]
-        else:
-            values += [kp_driving["value"]]
-        feeds = {n: self._np(v) for n, v in zip(input_names("generator", self.with_jacobian), values, strict=True)}
-        (pred,) = self.sessions["generator"].run(None, feeds)
-        return torch.from_numpy(pred)
+        """The graphs have static batch-1 shapes: a batch runs row by row."""
+        rows = []
+        for i in range(encoded.features.shape[0]):
+            values = [encoded.features[i:i + 1], encoded.small[i:i + 1], kp_source.value[i:i + 1]]
+            if self.with_jacobian:
+                values += [kp_source.jacobian[i:i + 1], kp_driving.value[i:i + 1], kp_driving.jacobian[i:i + 1]]
+            else:
+                values += [kp_driving.value[i:i + 1]]
+            names = input_names("generator", self.with_jacobian)
+            (pred,) = self.sessions["generator"].run(None, {n: self._np(v) for n, v in zip(names, values, strict=True)})
+            rows.append(torch.from_numpy(pred))
+        return torch.cat(rows)

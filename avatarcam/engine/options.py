@@ -6,9 +6,13 @@ tuples below, so a new device, precision or backend is added here and nowhere el
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 from ..errors import AvatarcamError
+
+log = logging.getLogger("avatarcam.engine")
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -68,3 +72,13 @@ class EngineOptions:
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+Progress = Callable[[str], None]
+
+
+def notify(progress: Progress | None, message: str) -> None:
+    """Log a one-line status message and hand it to ``progress`` (slow steps: export, compile, checks)."""
+    log.info(message)
+    if progress is not None:
+        progress(message)

@@ -17,6 +17,7 @@ from typing import Any
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from ..errors import AvatarcamError, CameraError, CheckpointError
+from ..paths import file_identity
 from ..settings import Settings, checkpoint_path
 
 WORKER_PREFIX = "avatarcam-gui-worker"
@@ -110,13 +111,14 @@ class PipelineController(QObject):
                 pass
 
     def _load_animator(self, path: Path, settings: Settings):
-        from .facade import engine_key, load_animator  # facade -> from ..pipeline... (see facade.py)
+        from ..pipeline.loading import load_animator
 
-        key = engine_key(path, settings)
+        options = settings.engine_options()
+        key = (file_identity(path), options)
         if key != self._animator_key or self._animator is None:
             self._emit(self.busy, f"Loading the model {path.name}...")
             self._animator, self._animator_key = None, None
-            self._animator = load_animator(path, settings, lambda text: self._emit(self.notice, text))
+            self._animator = load_animator(path, options, notice=lambda text: self._emit(self.notice, text))
             self._animator_key = key
         return self._animator
 

@@ -14,10 +14,10 @@ from PyQt6.QtCore import QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import QApplication, QDialog, QFileDialog, QMainWindow
 
-from ..pipeline import avatars as avatar_store
 from ..errors import AvatarcamError
 from ..imaging import IMAGE_SUFFIXES
 from ..paths import CHECKPOINT_NAME
+from ..pipeline import avatars as avatar_store
 from ..settings import Settings, save_settings
 from .controller import PipelineController
 from .hotkeys import HotkeyFilter, KeyMapDialog

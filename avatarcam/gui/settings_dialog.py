@@ -21,7 +21,7 @@ from PyQt6.QtWidgets import (
 from ..engine.options import DEVICES, PRECISIONS
 from ..paths import CHECKPOINT_NAME
 from ..pipeline.config import CAPTURE_SIZES, FPS_RANGE, FRAMINGS, VCAM_SIZES, ZOOM_RANGE
-from ..settings import OVERLAY_OPACITY_RANGE, Settings
+from ..settings import Settings
 from .panels import CHECKPOINT_FILTER, VIDEO_FILTER, CameraProber
 
 # The choices and ranges the dialog offers are declared once, outside the GUI (engine/options.py,

@@ -78,30 +78,12 @@ def cached_md5(path: str | os.PathLike) -> str:
     return md5
 
 
-def _load_networks(path: str | os.PathLike):
-    """THE checkpoint->networks recipe, strict (becomes ``engine.load_networks(path)`` once merged)."""
-    from ..engine.checkpoint import CONFIG_KEY, load_module_weights, read_checkpoint
-    from ..engine.config import FOMMConfig
-    from ..engine.generator import OcclusionAwareGenerator
-    from ..engine.keypoint_detector import KeypointDetector
-
-    state = read_checkpoint(path)
-    stored = state.get(CONFIG_KEY)
-    try:
-        config = FOMMConfig.from_dict(stored) if stored else FOMMConfig.vox256()
-    except (TypeError, ValueError):
-        raise CheckpointError(f"{path}: its {CONFIG_KEY!r} entry is not a valid model config.") from None
-    load_module_weights(KeypointDetector(config), state["kp_detector"], "kp_detector", path)
-    load_module_weights(OcclusionAwareGenerator(config), state["generator"], "generator", path)
-    return config
-
-
 def verify_loads(path: str | os.PathLike) -> str:
     """Load the file strictly into fresh networks on the CPU (fp32); return a short description
     of the model. Raises ``CheckpointError``."""
-    from ..engine.config import FOMMConfig
+    from ..engine import FOMMConfig, load_networks
 
-    config = _load_networks(path)
+    config = load_networks(path).config
     if config == FOMMConfig.vox256():
         return "vox-256"
     return f"reduced model ({config.image_size} px, from its stored config)"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine import RelativeMotion
 from ..errors import AvatarcamError, OutputError
 from ..paths import FileIdentity, file_identity
 from .avatars import AVATAR_SIZE, default_avatar, prepare_avatar_image
@@ -107,10 +108,8 @@ class Pipeline:
     # lifecycle -----------------------------------------------------------------------------------
     def _load_animator(self):
         cfg = self.config
-        # engine-api: load_animator(cfg.checkpoint, cfg.engine_options(), notice=...,
-        #             motion=RelativeMotion(cfg.relative, cfg.adapt_scale))
-        return load_animator(cfg.checkpoint, cfg.device, cfg.precision, notice=self._notice, backend=cfg.backend,
-                             relative=cfg.relative, adapt_scale=cfg.adapt_scale)
+        return load_animator(cfg.checkpoint, cfg.engine_options(), motion=RelativeMotion(cfg.relative, cfg.adapt_scale),
+                             notice=self._notice)
 
     def _open_outputs(self) -> None:
         cfg = self.config
@@ -214,7 +213,7 @@ class Pipeline:
     def calibrate(self) -> None:
         """Take the next framed face as the neutral pose."""
         if self.animator is not None:
-            self.animator.reset_calibration()  # engine-api: self.animator.request_calibration()
+            self.animator.request_calibration()
 
     def set_passthrough(self, enabled: bool) -> None:
         self.config.passthrough = bool(enabled)  # the worker reads the config on every frame
@@ -225,12 +224,12 @@ class Pipeline:
     def set_relative(self, enabled: bool) -> None:
         self.config.relative = bool(enabled)
         if self.animator is not None:
-            self.animator.relative = self.config.relative  # engine-api: the animator's motion settings
+            self.animator.motion = RelativeMotion(self.config.relative, self.config.adapt_scale)
 
     def set_adapt_scale(self, enabled: bool) -> None:
         self.config.adapt_scale = bool(enabled)
         if self.animator is not None:
-            self.animator.adapt_scale = self.config.adapt_scale  # engine-api: the animator's motion settings
+            self.animator.motion = RelativeMotion(self.config.relative, self.config.adapt_scale)
 
     def set_stabilize(self, strength: float) -> None:
         """Keypoint smoothing strength in [0, 1]; 0 turns it off."""
@@ -326,14 +325,14 @@ class Pipeline:
             return cached
         key = _avatar_key(image)
         picture = prepare_avatar_image(image)
-        prepared = (self.animator.prepare_source(picture), picture)  # engine-api (unchanged)
+        prepared = (self.animator.prepare_source(picture), picture)
         self._avatar_cache[key] = prepared
         if isinstance(key, FileIdentity):
             self._avatar_by_path[key.path] = prepared
         return prepared
 
     def _apply(self, source, picture: np.ndarray) -> None:
-        self.animator.use_source(source)  # engine-api (unchanged)
+        self.animator.use_source(source)
         self._avatar_image = picture
         if self._worker is not None:
             self._worker.avatar_changed()
@@ -381,8 +380,8 @@ class Pipeline:
             recorded_frames=recorder.frames if recorder is not None else self._recorded_frames,
             camera_state=cap.state if cap is not None else (FAILED if self._stopped else OPENING),
             vcam_state=self._vcam_state,
-            device=str(anim.device) if anim is not None else "",  # engine-api: anim.options.device
-            precision=anim.precision if anim is not None else "",  # engine-api: anim.options.precision
+            device=anim.options.device if anim is not None else "",
+            precision=anim.options.precision if anim is not None else "",
             calibrated=bool(anim is not None and anim.is_calibrated),
             passthrough=self.config.passthrough, face_found=bool(bundle is not None and bundle.face_found),
         )

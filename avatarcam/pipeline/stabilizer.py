@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
+from ..engine import Keypoints
 from .filters import OneEuroFilter
 
 
@@ -22,25 +22,23 @@ def stabilizer_params(strength: float) -> tuple[float, float]:
 
 
 class KeypointStabilizer:
-    """Call with keypoints (a ``{"value", "jacobian"}`` dict or a ``Keypoints`` dataclass) and the
-    frame time; returns the same kind of object, smoothed, in the input's dtype and device."""
+    """Call with ``Keypoints`` and the frame time; returns them smoothed, in the input's dtype and device."""
 
     def __init__(self, strength: float = 0.5) -> None:
         self.strength = float(strength)
         min_cutoff, beta = stabilizer_params(strength)
         self._filters = {"value": OneEuroFilter(min_cutoff, beta), "jacobian": OneEuroFilter(min_cutoff, beta)}
 
-    def at(self, t: float) -> Callable[[Any], Any]:
+    def at(self, t: float) -> Callable[[Keypoints], Keypoints]:
         """This stabiliser as a one-argument keypoint filter for the frame taken at ``t``."""
         return lambda kp: self(kp, t)
 
-    def __call__(self, kp: Any, t: float | None = None) -> Any:
+    def __call__(self, kp: Keypoints, t: float | None = None) -> Keypoints:
         if self.strength <= 0:
             return kp
-        is_dict = isinstance(kp, dict)
         smoothed = {}
         for key, filt in self._filters.items():
-            ref = kp.get(key) if is_dict else getattr(kp, key, None)
+            ref = getattr(kp, key)
             if ref is not None:
                 smoothed[key] = filt(ref, t).to(dtype=ref.dtype)
-        return {**kp, **smoothed} if is_dict else dataclasses.replace(kp, **smoothed)
+        return dataclasses.replace(kp, **smoothed)

@@ -110,8 +110,7 @@ class InferenceWorker(threading.Thread):
         after ``Pipeline.calibrate``)."""
         anim, stabilizer = self.animator, self.stabilizer
         try:
-            # engine-api: result = to_uint8(anim.animate(crop, keypoint_filter=stabilizer.at(t)))
-            result = to_uint8(anim.animate_keypoints(stabilizer(anim.detect(crop), t)))
+            result = to_uint8(anim.animate(crop, keypoint_filter=stabilizer.at(t)))
             self._errors = 0
             return result
         except Exception as err:  # noqa: BLE001 - keep streaming; report once per burst

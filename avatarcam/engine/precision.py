@@ -1,0 +1,182 @@
+"""The precision policy, decided here and nowhere else.
+
+* ``auto``: CUDA -> fp16; a CPU with native bf16 (AVX512-BF16 / AMX / Arm BF16) -> bf16; any other
+  CPU -> fp32. A reduced ``auto`` precision is then checked against fp32 (prepared fp32 modules on
+  the same device, same inputs) and kept only at >= PSNR_BAR_DB; the result is cached on disk per
+  checkpoint file, config, device, torch version and precision, so later starts skip the check.
+* fp16 on the CPU is refused (emulated, ~80x slower).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import AvatarcamError
+from ..paths import atomic_write_text, file_identity, user_data_dir
+from .config import FOMMConfig
+from .options import PSNR_BAR_DB, check_choice
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+CACHE_FILE = "precision_checks.json"
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 dot products natively (x86 AVX512-BF16 or AMX-BF16,
+    Arm FEAT_BF16). ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` is not enough: in torch
+    2.x it is true on any AVX-512 CPU, where bf16 is emulated and slower than fp32."""
+    env = os.environ.get("AVATARCAM_CPU_BF16")
+    if env in ("0", "1"):
+        return env == "1"
+    system = platform.system()
+    try:
+        if system == "Linux":
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    key = line.split(":", 1)[0].strip().lower()
+                    if key in ("flags", "features"):  # x86 "flags", Arm "Features"
+                        flags = set(line.split(":", 1)[1].split())
+                        return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+            return False
+        if system == "Darwin":
+            out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True,
+                                 text=True, timeout=5).stdout.strip()
+            return out == "1"
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return False
+    return _bf16_measures_faster()  # Windows and others: no flag list to read, so measure
+
+
+def _bf16_measures_faster() -> bool:
+    """A bf16 convolution at least 1.3x faster than fp32 means the CPU has native bf16."""
+    try:
+        x, w = torch.randn(1, 128, 32, 32), torch.randn(128, 128, 3, 3)
+        times = {}
+        with torch.inference_mode():
+            for dtype in (torch.float32, torch.bfloat16):
+                xx, ww = x.to(dtype), w.to(dtype)
+                F.conv2d(xx, ww, padding=1)
+                t0 = time.perf_counter()
+                for _ in range(5):
+                    F.conv2d(xx, ww, padding=1)
+                times[dtype] = time.perf_counter() - t0
+        return times[torch.bfloat16] * 1.3 < times[torch.float32]
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AvatarcamError("device 'cuda' requested but no CUDA GPU is usable here; use --device cpu "
+                             "(or install a CUDA build of PyTorch).")
+    if device not in ("cpu", "mps") and not device.startswith("cuda"):
+        raise AvatarcamError(f"unknown device {device!r}; use auto, cpu or cuda.")
+    return torch.device(device)
+
+
+def auto_precision(device: torch.device, native_bf16: bool | None = None) -> str:
+    """The rule behind ``precision="auto"`` (before the accuracy check)."""
+    if device.type == "cuda":
+        return "fp16"
+    if device.type == "cpu":
+        return "bf16" if (cpu_has_native_bf16() if native_bf16 is None else native_bf16) else "fp32"
+    return "fp32"
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    check_choice("precision", precision, tuple(DTYPES) + ("auto",))
+    if precision == "auto":
+        return auto_precision(device)
+    if precision == "fp16" and device.type == "cpu":
+        raise AvatarcamError("fp16 on the CPU is ~80x slower than fp32; use --precision fp32 or bf16 on the CPU.")
+    return precision
+
+
+def resolve_onnx_precision(precision: str, device: torch.device) -> str:
+    """What to ask ONNX Runtime for: its graphs are fp32, and fp16 is honoured only through TensorRT
+    (the backend reports what it really runs)."""
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    return resolve_precision(precision, device)
+
+
+def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
+    """PSNR in dB of two images in [0,1] (inf when equal)."""
+    mse = float(((torch.as_tensor(a).double() - torch.as_tensor(b).double()) ** 2).mean())
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+def seeded_inputs(size: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(source, driving) (1,3,S,S) in [0,1], the same on every machine: a smooth seeded picture and
+    a copy of it rotated, zoomed and shifted like a moving head (made here: no test data needed)."""
+    gen = torch.Generator().manual_seed(0)
+    coarse = torch.rand(1, 3, 6, 6, generator=gen)
+    source = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+    angle, zoom = math.radians(6.0), 1.04
+    theta = torch.tensor([[[math.cos(angle) / zoom, -math.sin(angle) / zoom, 0.05],
+                           [math.sin(angle) / zoom, math.cos(angle) / zoom, -0.03]]])
+    grid = F.affine_grid(theta, [1, 3, size, size], align_corners=False)
+    driving = F.grid_sample(source, grid, padding_mode="reflection", align_corners=False)
+    return source.to(device), driving.to(device)
+
+
+Render = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def predictions(low: Render, reference: Render, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both renderers' predictions for the seeded inputs, left on ``device`` (nothing moves)."""
+    source, driving = seeded_inputs(size, device)
+    return low(source, driving), reference(source, driving)
+
+
+def _cache_key(checkpoint: str | os.PathLike | None, config: FOMMConfig, device: torch.device,
+               precision: str) -> str | None:
+    identity = file_identity(checkpoint) if checkpoint is not None else None
+    if identity is None:
+        return None
+    blob = json.dumps([list(identity), config.to_dict(), str(device), torch.__version__, precision], sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _read_cache() -> dict:
+    try:
+        data = json.loads((user_data_dir() / CACHE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def cached_accuracy(checkpoint, config: FOMMConfig, device: torch.device, precision: str) -> float | None:
+    """The stored check result (dB) for this checkpoint file as it is now, config, device, torch and precision."""
+    value = _read_cache().get(_cache_key(checkpoint, config, device, precision))
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def store_accuracy(checkpoint, config: FOMMConfig, device: torch.device, precision: str, db: float) -> None:
+    key = _cache_key(checkpoint, config, device, precision)
+    if key is None:
+        return
+    data = _read_cache()
+    data[key] = db
+    try:
+        atomic_write_text(user_data_dir() / CACHE_FILE, json.dumps(data, indent=1))
+    except OSError:
+        pass  # a read-only data dir only costs the check again next time
+
+
+def passes(db: float) -> bool:
+    return db >= PSNR_BAR_DB  # NaN (fp16 overflow) fails too
