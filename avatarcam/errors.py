@@ -29,3 +29,23 @@ class CameraError(AvatarcamError):
 
 class OutputError(AvatarcamError):
     """An output (virtual camera, recording) cannot be used."""
+
+
+class DownloadError(AvatarcamError):
+    """Downloading the checkpoint failed (network, HTTP, wrong file); the destination was not touched."""
+
+
+class ChecksumError(DownloadError):
+    """The downloaded file does not have the expected checksum (it was deleted)."""
+
+
+class NotACheckpointError(DownloadError):
+    """The server sent something that is not a checkpoint (e.g. an HTML page)."""
+
+
+class DiskFullError(DownloadError):
+    """Not enough free disk space for the download."""
+
+
+class DownloadCancelled(AvatarcamError):
+    """Cancelled by the user; a resumable ``.part`` may remain next to the destination."""

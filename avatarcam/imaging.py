@@ -54,6 +54,13 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def opencv_to_rgb(frame: np.ndarray) -> np.ndarray:
+    """A frame as OpenCV decodes it (grey, BGR or BGRA) -> HxWx3 uint8 RGB."""
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB if frame.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     """Resize an HxWx3 image to size x size (area filter when shrinking)."""
     h, w = image.shape[:2]

@@ -34,10 +34,6 @@ def user_avatars_dir() -> Path:
     return user_data_dir() / "avatars"
 
 
-def repo_models_dir() -> Path:
-    return REPO_ROOT / "models"
-
-
 def bundled_avatars_dir() -> Path:
     return REPO_ROOT / "avatars"
 
@@ -50,7 +46,7 @@ def checkpoint_candidates(explicit: str | os.PathLike | None = None) -> list[Pat
     env = os.environ.get("AVATARCAM_CHECKPOINT")
     if env:
         out.append(Path(env).expanduser())
-    out += [user_models_dir() / CHECKPOINT_NAME, repo_models_dir() / CHECKPOINT_NAME]
+    out += [user_models_dir() / CHECKPOINT_NAME, REPO_ROOT / "models" / CHECKPOINT_NAME]
     return out
 
 
@@ -59,10 +55,7 @@ def find_checkpoint(explicit: str | os.PathLike | None = None) -> Path:
     it), else the first existing default location, else the user's models folder."""
     if explicit:
         return Path(explicit).expanduser()
-    for path in checkpoint_candidates():
-        if path.is_file():
-            return path
-    return user_models_dir() / CHECKPOINT_NAME
+    return next((path for path in checkpoint_candidates() if path.is_file()), user_models_dir() / CHECKPOINT_NAME)
 
 
 class FileIdentity(NamedTuple):

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from .errors import MediaError, OutputError
+from .imaging import opencv_to_rgb, to_uint8
 
 
 class VideoReader:
@@ -45,11 +46,7 @@ class VideoReader:
             if not ok or frame is None:
                 break
             produced += 1
-            if frame.ndim == 2:
-                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-            else:
-                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            yield frame
+            yield opencv_to_rgb(frame)
         if produced == 0:
             raise MediaError(f"{self.path}: the video has no readable frames; record or pick another video.")
 
@@ -87,9 +84,7 @@ class AtomicVideoWriter:
         self._size: tuple[int, int] | None = None
 
     def write(self, frame: np.ndarray) -> None:
-        img = np.asarray(frame)
-        if img.dtype != np.uint8:
-            img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        img = to_uint8(frame)
         h, w = img.shape[:2]
         if self._writer is None:
             self._size = (w, h)

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                         show_stats=True, overlay=True, overlay_opacity=0.35)
     window = create_window(settings, persist=False, autostart=False)
     if args.avatar:  # a picture outside the avatar folders: show it in the gallery too
-        from avatarcam.avatars import add_avatar
+        from avatarcam.pipeline.avatars import add_avatar
 
         window.reload_avatars(keep=str(add_avatar(args.avatar)))
     window.resize(w, h)
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     calibrated = False
     while time.monotonic() < deadline:
         app.processEvents()
-        shown = window.output_view.frames_shown
+        shown = window.ui.output_view.frames_shown
         if not calibrated and shown >= max(2, args.frames // 2) and window.pipeline is not None:
             window.calibrate()
             calibrated = True
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     window.update_stats()
     window.repaint()
     ok = window.grab().save(args.out)
-    frames, error = window.output_view.frames_shown, window.last_error
+    frames, error = window.ui.output_view.frames_shown, window.last_error
     window.close()
     if not ok:
         print(f"screenshot: could not write {args.out}", file=sys.stderr)

@@ -77,6 +77,14 @@ def soak(frames: int, sample_every: float = 1.0, workdir: Path | None = None) ->
     ckpt = write_synthetic_checkpoint(work / "tiny.pth.tar", FOMMConfig.tiny())
     clip = write_clip(work / "camera.mp4", driving_frames(90, size=256, amplitude=1.0), fps=60)
     pyvirtualcam.register_backend(BACKEND, CountingCamera)
+    try:
+        return _soak(ckpt, clip, frames, sample_every)
+    finally:
+        # pyvirtualcam tries every registered backend when none is named: never leave ours behind
+        pyvirtualcam.camera.BACKENDS.pop(BACKEND, None)
+
+
+def _soak(ckpt: Path, clip: str, frames: int, sample_every: float) -> dict:
     CountingCamera.frames = CountingCamera.bad_frames = 0
     cfg = PipelineConfig(camera=str(clip), checkpoint=str(ckpt), device="cpu", precision="fp32", detector="lbp",
                          vcam=True, vcam_backend=BACKEND, vcam_size=(320, 240), loop_video=True)

@@ -45,7 +45,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def vox_checkpoint(tmp_path_factory) -> Path:
     """The full-size seed-0 synthetic checkpoint in the official layout (~250 MB)."""
-    from avatarcam.engine import write_synthetic_checkpoint
+    from avatarcam.demo import write_synthetic_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "vox-seed0.pth.tar"
     write_synthetic_checkpoint(path, seed=0)

@@ -57,3 +57,22 @@ class MissingVcam:
 
     def __init__(self, **kw) -> None:
         raise RuntimeError("virtual camera device not found")
+
+
+class SlowAnimator:
+    """A real animator behind an artificial delay: a model slower than the camera. Every other
+    attribute is the real animator's."""
+
+    def __init__(self, inner, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+
+    def animate_keypoints(self, kp):
+        threading.Event().wait(self.delay)
+        return self.inner.animate_keypoints(kp)
+
+    def animate(self, frame, **kwargs):
+        threading.Event().wait(self.delay)
+        return self.inner.animate(frame, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
 from avatarcam import paths
-from avatarcam.avatars import AVATAR_SIZE, add_avatar, list_avatars, load_avatar
-from avatarcam.errors import MediaError
+from avatarcam.errors import AvatarcamError, MediaError
+from avatarcam.pipeline.avatars import AVATAR_SIZE, add_avatar, default_avatar, list_avatars, load_avatar
 
 
 def test_bundled_avatars_are_listed_and_documented():
@@ -61,3 +63,10 @@ def test_add_crops_around_the_face(tmp_path, astronaut):
     out = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     # the flat grey background must not dominate: the face was found, not the centre square
     assert np.abs(out.astype(int) - 90).mean() > 30
+
+
+def test_default_avatar_is_bundled_and_its_absence_is_one_line(monkeypatch, tmp_path):
+    assert Path(default_avatar()).parent == paths.bundled_avatars_dir()
+    monkeypatch.setattr(paths, "bundled_avatars_dir", lambda: tmp_path / "gone")
+    with pytest.raises(AvatarcamError, match="--avatar"):
+        default_avatar()

@@ -63,3 +63,15 @@ def test_run_missing_camera_index(tiny_checkpoint):
     assert "Traceback" not in res.stderr
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "camera 7" in lines[0], res.stderr
+
+
+def test_run_options_are_checked_against_the_declared_choices_and_ranges(capsys):
+    from avatarcam.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["run", "--precision", "bf16", "--fps", "60", "--size", "1280x720"])
+    assert (args.precision, args.fps, args.size) == ("bf16", 60.0, (1280, 720))
+    for bad in (["--precision", "fp8"], ["--fps", "0"], ["--fps", "1000"], ["--size", "8x8"], ["--backend", "tf"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["run", *bad])
+        assert f"argument {bad[0]}" in capsys.readouterr().err

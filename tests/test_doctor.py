@@ -24,3 +24,18 @@ def test_doctor_missing_checkpoint(tmp_path, capsys):
     weights = out.split("== Model weights")[1].split("==")[0]
     assert "FAIL" in weights and "fix:" in weights and "download-model" in weights
     assert code == 1
+
+
+def test_camera_check_reports_what_the_probe_opens(monkeypatch):
+    import avatarcam.pipeline
+    from avatarcam.commands import doctor
+
+    probed: list[int] = []
+    monkeypatch.setattr(doctor, "camera_candidates", lambda count: ([0, 2], ["/dev/video1"]))
+    monkeypatch.setattr(avatarcam.pipeline, "probe_camera", lambda i: probed.append(i) or i == 2, raising=False)
+    [check] = doctor.camera_checks(3)
+    assert check.ok and check.detail == "working: 2" and probed == [0, 2]
+
+    monkeypatch.setattr(avatarcam.pipeline, "probe_camera", lambda i: False)
+    [check] = doctor.camera_checks(3)
+    assert not check.ok and not check.required and "skipped virtual cameras /dev/video1" in check.detail

@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 from model_server import free_port
 
 from avatarcam.model_store import part_path
@@ -81,10 +81,9 @@ def test_ctrl_c_keeps_part_and_rerun_resumes(server, ckpt_bytes, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "avatarcam", "download-model", "--url", url, "--dest", str(dest)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     part = part_path(dest)
-    deadline = time.monotonic() + 30
-    while not (part.exists() and part.stat().st_size >= 100_000):
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.01)
+    wait_until(lambda: proc.poll() is not None or (part.exists() and part.stat().st_size >= 100_000),
+               message="100 kB downloaded")
+    assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

@@ -9,7 +9,10 @@ import torch
 from avatarcam.demo import face_on_background
 from avatarcam.engine import Keypoints
 from avatarcam.errors import AvatarcamError
-from avatarcam.pipeline.framing import FaceFramer, LBPDetector, OneEuroFilter, crop_portrait
+from avatarcam.pipeline.crop import crop_portrait
+from avatarcam.pipeline.detectors import LBPDetector
+from avatarcam.pipeline.filters import OneEuroFilter
+from avatarcam.pipeline.framing import FaceFramer
 from avatarcam.pipeline.stabilizer import KeypointStabilizer
 
 FACE = 200
@@ -138,3 +141,15 @@ def test_keypoint_stabilizer_cuts_jitter_and_follows_motion():
     # the slow motion is still followed: error stays far below its amplitude (0.2)
     assert np.abs(filt - truth)[10:].max() < 0.06
     assert KeypointStabilizer(0.0)(Keypoints(torch.zeros(1, k, 2))).value.abs().sum() == 0
+
+
+def test_stabilizer_filters_tensors_where_they_are():
+    """No torch -> numpy -> torch round trip: keypoints on another device (meta: shapes only,
+    any copy to the CPU raises) stay there, in their dtype."""
+    stab = KeypointStabilizer(0.5)
+    for i in range(3):
+        kp = Keypoints(torch.zeros(1, 10, 2, device="meta"), torch.zeros(1, 10, 2, 2, device="meta"))
+        out = stab(kp, i / 30)
+        assert isinstance(out, Keypoints) and out.value.device.type == "meta" and out.jacobian.shape == (1, 10, 2, 2)
+    half = stab.at(0.2)(Keypoints(torch.zeros(1, 10, 2, dtype=torch.bfloat16)))
+    assert half.value.dtype == torch.bfloat16

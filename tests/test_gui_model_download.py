@@ -80,7 +80,7 @@ def test_close_while_downloading_stops_the_thread(qtbot, server, ckpt_bytes, tmp
     widget.start()
     qtbot.waitUntil(lambda: part_path(dest).exists(), timeout=10_000)
     widget.close()
-    assert widget._thread is None or widget._thread.isFinished()
+    assert widget.shutdown(timeout_ms=0)  # True only when no download thread is left running
     assert not dest.exists()
 
 

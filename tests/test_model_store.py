@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from model_server import free_port
 from avatarcam import model_store
 from avatarcam.demo import synthetic_state_dicts
 from avatarcam.engine import FOMMConfig
+from avatarcam.engine.checkpoint import sniff_header
 from avatarcam.model_store import (
     KNOWN_MD5,
     ChecksumError,
@@ -27,7 +29,7 @@ from avatarcam.model_store import (
     meta_path,
     part_path,
 )
-from avatarcam.paths import CHECKPOINT_NAME, user_models_dir
+from avatarcam.paths import CHECKPOINT_NAME, user_data_dir, user_models_dir
 
 
 @pytest.fixture
@@ -121,6 +123,7 @@ def test_complete_partial_file_is_verified_not_refetched(server, ckpt_bytes, des
     meta_path(dest).write_text(f'{{"url": "{url}"}}')
     download_checkpoint(dest, [Mirror(url, md5=md5(ckpt_bytes))])  # server answers 416
     assert dest.read_bytes() == ckpt_bytes and not part_path(dest).exists()
+    assert server.ranges_seen("/f") == [f"bytes={len(ckpt_bytes)}-"]  # one range request, no body fetched
 
 
 def test_partial_file_from_another_source_is_discarded(server, ckpt_bytes, dest):
@@ -202,7 +205,7 @@ def test_size_limit(server, ckpt_bytes, dest):
 
 def test_not_enough_disk_space_is_checked_first(server, ckpt_bytes, dest, monkeypatch):
     url = server.add("/f", ckpt_bytes)
-    monkeypatch.setattr(model_store.shutil, "disk_usage", lambda _p: type("U", (), {"free": 1000})())
+    monkeypatch.setattr(model_store.download.shutil, "disk_usage", lambda _p: type("U", (), {"free": 1000})())
     with pytest.raises(DiskFullError) as info:
         download_checkpoint(dest, [Mirror(url)])
     assert "disk space" in assert_one_line(info.value)
@@ -232,7 +235,7 @@ def test_disk_full_while_writing(server, ckpt_bytes, dest, monkeypatch):
         def __exit__(self, *exc):
             self.f.close()
 
-    monkeypatch.setattr(model_store, "open", lambda p, mode="r", *a, **k: Full(real_open(p, mode, *a, **k))
+    monkeypatch.setattr(model_store.download, "open", lambda p, mode="r", *a, **k: Full(real_open(p, mode, *a, **k))
                         if "a" in mode or "w" in mode else real_open(p, mode, *a, **k), raising=False)
     with pytest.raises(DiskFullError) as info:
         download_checkpoint(dest, [Mirror(url)])
@@ -265,6 +268,25 @@ def test_corrupt_existing_file_is_replaced(server, ckpt_bytes, dest):
     assert not result.already_present and dest.read_bytes() == ckpt_bytes
 
 
+def test_installed_file_md5_is_remembered_and_a_corrupt_cache_is_rewritten(server, ckpt_bytes, dest, monkeypatch):
+    url = server.add("/f", ckpt_bytes)
+    download_checkpoint(dest, [Mirror(url)])
+    with monkeypatch.context() as m:
+        m.setattr(model_store.verify, "file_digest", lambda *a: pytest.fail("re-hashed"))
+        assert model_store.cached_md5(dest) == md5(ckpt_bytes)  # remembered by the install
+    cache = user_data_dir() / "checksums.json"
+    cache.write_text("{half a write")
+    assert model_store.cached_md5(dest) == md5(ckpt_bytes)
+    assert json.loads(cache.read_text())[str(dest.resolve())]["md5"] == md5(ckpt_bytes)
+    assert [p.name for p in cache.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize(("head", "kind"), [(b"PK\x03\x04rest", "zip"), (b"\x80\x02}q", "legacy"),
+                                            (b" \n<!DOCTYPE html>", "html"), (b"GIF89a", "unknown"), (b"", "unknown")])
+def test_sniff_header(head, kind):
+    assert sniff_header(head) == kind
+
+
 # doctor ------------------------------------------------------------------------------------
 def test_checks_when_missing():
     checks = checkpoint_checks()
@@ -286,7 +308,7 @@ def test_checks_report_size_md5_and_loading(tiny_checkpoint, ckpt_bytes, monkeyp
 
     # md5 is cached by (path, size, mtime): no re-hashing
     with monkeypatch.context() as m:
-        m.setattr(model_store, "file_digest", lambda *a: pytest.fail("re-hashed"))
+        m.setattr(model_store.verify, "file_digest", lambda *a: pytest.fail("re-hashed"))
         assert md5(ckpt_bytes) in checkpoint_checks(load=False)[1].detail
 
     # An explicit --checkpoint wins; the user-folder copy is then informational.

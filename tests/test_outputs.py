@@ -4,51 +4,15 @@ from __future__ import annotations
 
 import glob
 import platform
-import time
 
 import numpy as np
 import pytest
-import pyvirtualcam
+from helpers import wait_until
 
 from avatarcam.demo import write_clip
 from avatarcam.engine import Animator, EngineOptions
 from avatarcam.pipeline import Pipeline, PipelineConfig, letterbox, vcam_fix_message
-from avatarcam.video import VideoReader
-
-
-class RecordingBackend:
-    """A pyvirtualcam backend that keeps what it is sent."""
-
-    frames: list[np.ndarray] = []
-    fail_after: int | None = None
-
-    def __init__(self, *, width, height, fps, fourcc, device=None, **kw):
-        self.width, self.height = width, height
-        self.fourcc = fourcc
-
-    def send(self, frame):
-        if RecordingBackend.fail_after is not None and len(RecordingBackend.frames) >= RecordingBackend.fail_after:
-            raise OSError("device unplugged")
-        RecordingBackend.frames.append(np.array(frame, copy=True).reshape(self.height, self.width, 3))
-
-    def close(self):
-        pass
-
-    def device(self):
-        return "recording-backend"
-
-    def native_fourcc(self):
-        return self.fourcc
-
-
-@pytest.fixture
-def backend():
-    RecordingBackend.frames = []
-    RecordingBackend.fail_after = None
-    pyvirtualcam.register_backend("avatarcam-test", RecordingBackend)
-    yield RecordingBackend
-    # pyvirtualcam tries every registered backend when none is named: drop ours again
-    getattr(pyvirtualcam.camera, "BACKENDS", {}).pop("avatarcam-test", None)
+from avatarcam.video import AtomicVideoWriter, VideoReader
 
 
 @pytest.fixture(scope="module")
@@ -90,20 +54,18 @@ def test_vcam_fix_message_per_os():
         assert "OBS" in msg and "28" in msg and "\n" not in msg
 
 
-def test_vcam_receives_passthrough_frames_in_order(tmp_path, backend, animator):
+def test_vcam_receives_passthrough_frames_in_order(tmp_path, fake_vcam, animator):
     clip = counter_clip(tmp_path / "count.mp4")
     cfg = PipelineConfig(camera=clip, loop_video=False, vcam=True, vcam_backend="avatarcam-test", passthrough=True,
                          framing="manual", detector="lbp")
     p = Pipeline(cfg, animator=animator)
     p.start()
     try:
-        deadline = time.monotonic() + 10
-        while p.stats().camera_state != "ended" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: p.stats().camera_state == "ended")
         assert p.stats().vcam_state == "on"
     finally:
         p.stop()
-    got = backend.frames
+    got = fake_vcam.frames
     assert len(got) >= 10
     assert all(f.shape == (480, 640, 3) and f.dtype == np.uint8 for f in got)
     first = got[0]
@@ -112,9 +74,9 @@ def test_vcam_receives_passthrough_frames_in_order(tmp_path, backend, animator):
     assert numbers == sorted(numbers) and numbers[-1] >= 30  # in order, up to the clip's end
 
 
-def test_vcam_failure_mid_stream_disables_it_and_retry_works(tmp_path, backend, animator):
+def test_vcam_failure_mid_stream_disables_it_and_retry_works(tmp_path, fake_vcam, animator):
     clip = counter_clip(tmp_path / "count.mp4", n=10)
-    backend.fail_after = 3
+    fake_vcam.fail_after = 3
     notices, seen = [], []
     cfg = PipelineConfig(camera=clip, vcam=True, vcam_backend="avatarcam-test", passthrough=True, framing="manual",
                          detector="lbp")
@@ -123,26 +85,21 @@ def test_vcam_failure_mid_stream_disables_it_and_retry_works(tmp_path, backend, 
     p.add_listener(lambda b: seen.append(b.index))
     p.start()
     try:
-        deadline = time.monotonic() + 5
-        while p.stats().vcam_state != "error" and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert p.stats().vcam_state == "error"
+        wait_until(lambda: p.stats().vcam_state == "error")
         assert any("virtual camera stopped" in n for n in notices)
         n = len(seen)
-        time.sleep(0.3)
-        assert len(seen) > n  # the stream keeps running without the virtual camera
-        backend.fail_after = None
+        wait_until(lambda: len(seen) > n + 2)  # the stream keeps running without the virtual camera
+        fake_vcam.fail_after = None
         assert p.set_vcam_enabled(True) is None and p.stats().vcam_state == "on"
-        k = len(backend.frames)
-        time.sleep(0.3)
-        assert len(backend.frames) > k
+        k = len(fake_vcam.frames)
+        wait_until(lambda: len(fake_vcam.frames) > k)
         assert p.set_vcam_enabled(False) is None and p.stats().vcam_state == "off"
     finally:
         p.stop()
 
 
 @pytest.mark.skipif(platform.system() != "Linux", reason="checks the machine has no v4l2loopback device")
-def test_missing_vcam_gives_fix_and_stream_continues(tmp_path, animator):
+def test_missing_vcam_gives_fix_and_stream_continues(tmp_path, fake_vcam, animator):
     if glob.glob("/dev/video*"):
         pytest.skip("this machine has video devices")
     clip = counter_clip(tmp_path / "count.mp4", n=10)
@@ -153,7 +110,7 @@ def test_missing_vcam_gives_fix_and_stream_continues(tmp_path, animator):
     p.add_listener(lambda b: seen.append(b))
     p.start()
     try:
-        time.sleep(0.5)
+        wait_until(lambda: len(seen) >= 3)
         assert p.stats().vcam_state == "unavailable"
         message = p.set_vcam_enabled(True)
     finally:
@@ -163,7 +120,7 @@ def test_missing_vcam_gives_fix_and_stream_continues(tmp_path, animator):
     assert seen and seen[-1].output.shape == (480, 640, 3)
 
 
-def test_recording_while_streaming_and_failure_does_not_stop_it(tmp_path, animator):
+def test_recording_while_streaming_and_failure_does_not_stop_it(tmp_path, animator, monkeypatch):
     clip = counter_clip(tmp_path / "count.mp4", n=10)
     out = tmp_path / "rec.mp4"
     notices, seen = [], []
@@ -173,23 +130,21 @@ def test_recording_while_streaming_and_failure_does_not_stop_it(tmp_path, animat
     p.add_listener(lambda b: seen.append(b.index))
     p.start()
     try:
-        time.sleep(0.6)
+        wait_until(lambda: p.stats().recorded_frames >= 12)
         assert p.stop_recording() == str(out)
         with VideoReader(out) as r:
             frames = list(r)
         assert len(frames) >= 10 and frames[0].shape == (480, 640, 3)
         # a second recording whose writer breaks: reported, the stream goes on
-        p.start_recording(tmp_path / "broken.mp4")
 
-        def broken(frame):
+        def broken(self, frame):
             raise OSError("disk full")
 
-        p._recorder.writer.write = broken
-        time.sleep(0.3)
+        monkeypatch.setattr(AtomicVideoWriter, "write", broken)
+        p.start_recording(tmp_path / "broken.mp4")
+        wait_until(lambda: any("disk full" in m for m in notices))
         n = len(seen)
-        time.sleep(0.3)
-        assert len(seen) > n
-        assert any("disk full" in m for m in notices)
+        wait_until(lambda: len(seen) > n + 2)
         assert p.stop_recording() is None
         assert not (tmp_path / "broken.mp4").exists()
     finally:

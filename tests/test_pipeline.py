@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
+from helpers import SlowAnimator, wait_until
 
 from avatarcam.demo import astronaut_face, face_on_background, write_clip
 from avatarcam.engine import Animator, EngineOptions
+from avatarcam.errors import AvatarcamError
 from avatarcam.pipeline import FrameBundle, Pipeline, PipelineConfig, PipelineStats, prepare_avatar_image
+from avatarcam.pipeline.config import ZOOM_RANGE
 
 FPS = 30.0
 
@@ -18,27 +20,6 @@ FPS = 30.0
 @pytest.fixture(scope="module")
 def animator(tiny_checkpoint):
     return Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu"))
-
-
-class SlowAnimator:
-    """The tiny animator with an artificial delay: a model slower than the camera."""
-
-    def __init__(self, inner, delay):
-        self.inner, self.delay = inner, delay
-
-    def animate_keypoints(self, kp):
-        time.sleep(self.delay)
-        return self.inner.animate_keypoints(kp)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
-def run_until(p, cond, timeout=8.0):
-    deadline = time.monotonic() + timeout
-    while not cond() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return cond()
 
 
 def test_slow_model_processes_newest_frames_with_bounded_latency(tmp_path, animator):
@@ -49,7 +30,7 @@ def test_slow_model_processes_newest_frames_with_bounded_latency(tmp_path, anima
     p.add_listener(bundles.append)
     p.start()
     try:
-        assert run_until(p, lambda: sum(b.face_found for b in bundles) >= 8)
+        wait_until(lambda: sum(b.face_found for b in bundles) >= 8)
         stats = p.stats()
     finally:
         p.stop()
@@ -67,15 +48,15 @@ def test_slow_model_processes_newest_frames_with_bounded_latency(tmp_path, anima
 
 
 def test_no_face_holds_last_good_frame(tmp_path, animator):
-    frames = face_on_background([(220, 140)] * 15, 200) + [np.full((480, 640, 3), (60, 80, 100), np.uint8)] * 45
+    # 2.5 s without a face: well past the framer's 1 s hold
+    frames = face_on_background([(220, 140)] * 15, 200) + [np.full((480, 640, 3), (60, 80, 100), np.uint8)] * 75
     clip = write_clip(tmp_path / "c.mp4", frames, FPS)
     p = Pipeline(PipelineConfig(camera=clip, vcam=False, loop_video=False, detector="lbp"), animator=animator)
-    p.framing.hold_seconds = 0.2
     bundles: list[FrameBundle] = []
     p.add_listener(bundles.append)
     p.start()
     try:
-        assert run_until(p, lambda: p.stats().camera_state == "ended")
+        wait_until(lambda: p.stats().camera_state == "ended")
     finally:
         p.stop()
     found = [i for i, b in enumerate(bundles) if b.face_found]
@@ -86,7 +67,7 @@ def test_no_face_holds_last_good_frame(tmp_path, animator):
         assert np.array_equal(b.output, bundles[found[-1]].output)
 
 
-def test_avatar_switch_is_async_and_cached(tmp_path, animator):
+def test_avatar_switch_is_async_and_cached(tmp_path, animator, monkeypatch):
     clip = write_clip(tmp_path / "c.mp4", face_on_background([(220, 140)] * 10, 200), FPS)
     notices = []
     p = Pipeline(PipelineConfig(camera=clip, vcam=False, detector="lbp"), animator=animator)
@@ -95,17 +76,24 @@ def test_avatar_switch_is_async_and_cached(tmp_path, animator):
     try:
         first = p.avatar_image.copy()
         other = np.ascontiguousarray(astronaut_face(256)[:, ::-1])
-        t0 = time.monotonic()
-        p.set_avatar(other)
-        assert time.monotonic() - t0 < 0.05  # returns at once
-        assert run_until(p, lambda: np.array_equal(p.avatar_image, other), 5)
-        p.set_avatar(first)  # the first avatar is cached: instant
-        assert np.array_equal(p.avatar_image, first) or run_until(p, lambda: np.array_equal(p.avatar_image, first), 1)
+        gate = threading.Event()  # holds the avatar preparation until the test opens it
+        prepare = animator.prepare_source
+        monkeypatch.setattr(animator, "prepare_source", lambda image: gate.wait(30) and prepare(image))
+        p.set_avatar(other)  # returns while the preparation is still held
+        assert np.array_equal(p.avatar_image, first)
+        gate.set()
+        wait_until(lambda: np.array_equal(p.avatar_image, other))
+        p.set_avatar(first)
+        wait_until(lambda: np.array_equal(p.avatar_image, first))
+        p.set_avatar(other)  # prepared before: from the cache, applied before set_avatar returns
+        assert np.array_equal(p.avatar_image, other)
+        p.set_avatar(first)
+        assert np.array_equal(p.avatar_image, first)
         p.set_avatar(tmp_path / "missing.png")
-        assert run_until(p, lambda: any("failed to load" in n for n in notices), 5)
+        wait_until(lambda: any("failed to load" in n for n in notices))
         assert np.array_equal(p.avatar_image, first)  # a failed load keeps the current avatar
-        p.calibrate()
-        assert run_until(p, lambda: not p.worker._calibrate.is_set(), 5)
+        p.calibrate()  # the next framed face becomes the neutral pose
+        wait_until(lambda: p.stats().calibrated)
         p.set_passthrough(True)
         p.set_mirror_output(True)
         assert p.stats().passthrough
@@ -119,13 +107,11 @@ def test_stop_joins_every_thread_quickly(tmp_path, animator):
                  animator=animator)
     before = set(threading.enumerate())
     p.start()
-    assert run_until(p, lambda: p.stats().frames_out >= 3)
+    wait_until(lambda: p.stats().frames_out >= 3)
     threads = p.threads()
     assert len(threads) >= 4
-    t0 = time.monotonic()
     p.stop(timeout=1.0)
-    assert time.monotonic() - t0 < 1.0
-    assert not [t for t in threads if t.is_alive()]
+    assert not [t for t in threads if t.is_alive()]  # stop() returned with every thread joined
     assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("avatarcam")]
 
 
@@ -135,3 +121,24 @@ def test_prepare_avatar_image_frames_photos():
     assert prepare_avatar_image(astronaut()).shape == (256, 256, 3)
     face = astronaut_face(256)
     assert np.array_equal(prepare_avatar_image(face), face)  # 256x256 = already framed
+
+
+def test_crop_controls_and_settings_go_through_the_facade():
+    p = Pipeline(PipelineConfig(vcam=False, zoom=1.5, offset=(0.1, 0.0)))
+    assert p.crop_zoom == 1.5 and p.crop_offset == (0.1, 0.0)
+    p.zoom_crop(2.0)
+    p.move_crop(0.2, -0.1)
+    assert p.crop_zoom == 3.0 and p.crop_offset == pytest.approx((0.3, -0.1))
+    p.zoom_crop(100.0)
+    assert p.crop_zoom == ZOOM_RANGE[1]  # clamped to the one declared range
+    p.reset_crop()
+    assert p.crop_zoom == 1.0 and p.crop_offset == (0.0, 0.0)
+    p.set_framing_mode("manual")
+    assert p.config.framing == "manual"
+    with pytest.raises(AvatarcamError, match="auto, manual"):
+        p.set_framing_mode("sideways")
+    p.set_stabilize(0.0)
+    p.set_relative(False)
+    p.set_adapt_scale(False)
+    assert (p.config.stabilize, p.config.relative, p.config.adapt_scale) == (0.0, False, False)
+    assert p.threads() == [] and p.stats().frames_out == 0 and not p.stats().face_found

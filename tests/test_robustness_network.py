@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import socket
-import time
+
+from helpers import wait_until
 
 import avatarcam
 from avatarcam.demo import driving_frames, write_clip
@@ -35,9 +36,7 @@ def test_no_listening_socket_while_streaming(tmp_path, tiny_checkpoint, monkeypa
                                        detector="lbp", vcam=False, record=str(tmp_path / "rec.mp4")))
     pipeline.start()
     try:
-        deadline = time.monotonic() + 20
-        while pipeline.stats().frames_out < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: pipeline.stats().frames_out >= 10, message="10 frames out")
     finally:
         pipeline.stop()
     assert pipeline.stats().frames_out >= 10

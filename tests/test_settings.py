@@ -6,6 +6,7 @@ import json
 import os
 
 from avatarcam import paths
+from avatarcam.pipeline.config import FPS_RANGE, PipelineConfig
 from avatarcam.settings import Settings, load_settings, save_settings, settings_path
 
 
@@ -80,3 +81,36 @@ def test_unwritable_path_gives_notice(tmp_path):
     blocker.write_text("x")
     notice = save_settings(Settings(), blocker / "sub" / "settings.json")  # parent is a file
     assert notice and "could not be saved" in notice
+
+
+def test_settings_are_the_pipeline_config_plus_ui_preferences():
+    s = Settings(zoom=2.0, backend="onnx", show_stats=True)
+    cfg = s.pipeline_config()
+    assert type(cfg) is PipelineConfig and cfg.zoom == 2.0 and cfg.backend == "onnx"
+    assert not hasattr(cfg, "show_stats")
+    assert cfg.engine_options().backend == "onnx"
+    assert s.copy(zoom=3.0).zoom == 3.0 and s.zoom == 2.0
+
+
+def test_loaded_values_use_the_declared_ranges():
+    path = settings_path()
+    path.parent.mkdir(parents=True)
+    high = FPS_RANGE[1]
+    path.write_text(json.dumps({"vcam_fps": high, "capture_fps": high + 1, "checkpoint": "", "precision": "fp8",
+                                "offset": [0.5, -2.0], "overlay_opacity": 0.5}))
+    settings, notice = load_settings()
+    assert settings.vcam_fps == high and settings.capture_fps == 30.0
+    assert settings.checkpoint is None  # "" in older files means "not set"
+    assert settings.offset == (0.0, 0.0) and settings.overlay_opacity == 0.5
+    assert "capture_fps" in notice and "precision" in notice and "offset" in notice
+
+
+def test_session_only_fields_are_never_saved(tmp_path):
+    """A recording path or passthrough of one run must not come back at the next start."""
+    path = tmp_path / "settings.json"
+    save_settings(Settings(record=str(tmp_path / "x.mp4"), passthrough=True, vcam_backend="test", zoom=1.5), path)
+    stored = json.loads(path.read_text())
+    assert "record" not in stored and "passthrough" not in stored and "vcam_backend" not in stored
+    assert stored["zoom"] == 1.5
+    loaded, notice = load_settings(path)
+    assert loaded.record is None and loaded.passthrough is False and notice is None

@@ -10,12 +10,15 @@ HELP = "animate a portrait with a driving video and write an mp4 (offline, no ca
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..engine.options import BACKENDS, DEVICES, PRECISIONS
+
     parser.add_argument("source", help="the portrait to animate (any image: PNG, JPEG, grey, RGBA, 16-bit)")
     parser.add_argument("driving", help="driving video (anything OpenCV reads); its first frame is the neutral pose")
     parser.add_argument("-o", "--output", required=True, help="output .mp4 (written atomically)")
     parser.add_argument("--checkpoint", help="model weights (default: vox-adv-cpk.pth.tar in the models folder)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    parser.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16 (default: auto)")
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="model precision (default: auto)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime (default: auto)")
     parser.add_argument("--no-relative", action="store_true", help="copy absolute driving keypoints")
     parser.add_argument("--no-adapt-scale", action="store_true", help="do not adapt movement to the face sizes")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
@@ -37,7 +40,8 @@ def main(args: argparse.Namespace) -> int:
     reader = VideoReader(args.driving)
     try:
         animator = Animator.from_checkpoint(find_checkpoint(args.checkpoint),
-                                            EngineOptions(device=args.device, precision=args.precision),
+                                            EngineOptions(device=args.device, precision=args.precision,
+                                                           backend=args.backend),
                                             motion=RelativeMotion(not args.no_relative, not args.no_adapt_scale))
         size = animator.size
         source_sq = resize_square(center_square(source), size)
@@ -52,10 +56,7 @@ def main(args: argparse.Namespace) -> int:
                     if args.max_frames is not None and i >= args.max_frames:
                         break
                     driving = resize_square(to_rgb_float(center_square(frame)), size)
-                    keypoints = animator.detect(driving)
-                    if i == 0:
-                        animator.calibrate(keypoints=keypoints)
-                    result = animator.animate_keypoints(keypoints)
+                    result = animator.animate(driving)  # the first frame becomes the neutral pose
                     if args.side_by_side:
                         result = np.concatenate([source_sq, driving, result], axis=1)
                     writer.write(result)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..diagnostics import Check
+from ..model_store import checkpoint_checks
 
 HELP = "Check cameras, the virtual camera, GPU, ONNX Runtime and model weights; print fixes."
 
@@ -36,27 +37,23 @@ def _loopback_devices() -> list[str]:
     return out
 
 
-def camera_checks(count: int = 4) -> list[Check]:
-    from ..pipeline.capture import _open_index
+def camera_candidates(count: int) -> tuple[list[int], list[str]]:
+    """Camera indices worth probing, and the virtual (loopback) devices skipped: probing our
+    own output would report it as a webcam."""
+    indices = range(max(0, count))
+    if platform.system() != "Linux":
+        return list(indices), []
+    loopbacks = set(_loopback_devices())
+    devices = {i: f"/dev/video{i}" for i in indices if os.path.exists(f"/dev/video{i}")}
+    return ([i for i, dev in devices.items() if dev not in loopbacks],
+            [dev for dev in devices.values() if dev in loopbacks])
 
-    found, skipped = [], []
-    loopbacks = set(_loopback_devices()) if platform.system() == "Linux" else set()
-    for i in range(max(0, count)):
-        if platform.system() == "Linux":
-            dev = f"/dev/video{i}"
-            if not os.path.exists(dev):
-                continue
-            if dev in loopbacks:
-                skipped.append(dev)
-                continue
-        cap = _open_index(i)
-        try:
-            ok = cap.isOpened() and cap.read()[0]
-            if ok:
-                w, h = int(cap.get(3)), int(cap.get(4))
-                found.append(f"{i} ({w}x{h})")
-        finally:
-            cap.release()
+
+def camera_checks(count: int = 4) -> list[Check]:
+    from ..pipeline import probe_camera
+
+    indices, skipped = camera_candidates(count)
+    found = [str(i) for i in indices if probe_camera(i)]
     if found:
         return [Check("cameras", True, "working: " + ", ".join(found), required=False)]
     detail = f"no camera opened among indices 0-{count - 1}"
@@ -124,18 +121,12 @@ def onnx_checks() -> list[Check]:
     return [Check("ONNX Runtime", True, detail, required=False)]
 
 
-def _checkpoint_checks(explicit: str | None) -> list[Check]:
-    from ..model_store import checkpoint_checks
-
-    return checkpoint_checks(explicit)
-
-
 def detector_checks() -> list[Check]:
-    from ..pipeline.framing import face_alignment_weights_cached, face_alignment_weights_dir
+    from ..pipeline import face_alignment_weights_cached, face_alignment_weights_dir
 
     out = []
     try:
-        from ..pipeline.framing import LBPDetector
+        from ..pipeline import LBPDetector
 
         LBPDetector()
         out.append(Check("face detector (LBP)", True, "scikit-image LBP cascade available (no download needed)"))
@@ -152,7 +143,7 @@ def detector_checks() -> list[Check]:
 SECTIONS = (("Cameras", lambda a: camera_checks(a.cameras)),
             ("Virtual camera", lambda a: vcam_checks()),
             ("PyTorch", lambda a: torch_checks()), ("ONNX Runtime", lambda a: onnx_checks()),
-            ("Model weights", lambda a: _checkpoint_checks(a.checkpoint)),
+            ("Model weights", lambda a: checkpoint_checks(a.checkpoint)),
             ("Face detector", lambda a: detector_checks()))
 
 

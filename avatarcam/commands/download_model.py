@@ -6,19 +6,25 @@ import argparse
 import re
 import sys
 
+from ..model_store import (
+    DEFAULT_MIRRORS,
+    DEFAULT_TIMEOUT_S,
+    DOWNLOAD_SIZE_LABEL,
+    Mirror,
+    download_checkpoint,
+    part_path,
+    resolve_destination,
+)
 from ..paths import CHECKPOINT_NAME
 
-HELP = f"Download {CHECKPOINT_NAME} (228 MB), check its checksum and that it loads, and install it."
+HELP = f"Download {CHECKPOINT_NAME} ({DOWNLOAD_SIZE_LABEL}), check its checksum and that it loads, and install it."
 
 
 def _hex(length: int, name: str):
-    pattern = re.compile(rf"[0-9a-fA-F]{{{length}}}")
-
     def parse(value: str) -> str:
-        value = value.strip()
-        if not pattern.fullmatch(value):
+        if not re.fullmatch(rf"[0-9a-fA-F]{{{length}}}", value.strip()):
             raise argparse.ArgumentTypeError(f"{name} must be {length} hexadecimal digits")
-        return value.lower()
+        return value.strip().lower()
 
     return parse
 
@@ -35,13 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sums.add_argument("--sha256", type=_hex(64, "--sha256"), metavar="HEX", help="expected sha256")
     parser.add_argument("--force", action="store_true",
                         help="download again even if a good file is already there")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="network timeout for connecting and for each read (default 30)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                        help=f"network timeout for connecting and for each read (default {DEFAULT_TIMEOUT_S:g})")
 
 
 def _mirrors(args):
-    from ..model_store import DEFAULT_MIRRORS, Mirror
-
     if args.urls:
         return [Mirror(u, md5=args.md5, sha256=args.sha256) for u in args.urls]
     if args.md5 or args.sha256:
@@ -61,10 +65,7 @@ class _Bar:
 
             self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
                             desc=CHECKPOINT_NAME, dynamic_ncols=True, file=sys.stderr, disable=None)
-            self.last = done
-            return
-        self.bar.update(done - self.last)
-        self.last = done
+        self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -73,8 +74,6 @@ class _Bar:
 
 
 def main(args) -> int:
-    from ..model_store import KNOWN_MD5, download_checkpoint, part_path, resolve_destination
-
     dest = resolve_destination(args.dest)
     bar = _Bar()
 
@@ -92,7 +91,7 @@ def main(args) -> int:
         return 130
     finally:
         bar.close()
-    known = "the published vox-adv-cpk.pth.tar" if result.md5 == KNOWN_MD5 else "not the published file's md5"
+    known = "the published vox-adv-cpk.pth.tar" if result.known_file else "not the published file's md5"
     if result.already_present:
         print(f"{result.path} is already there and loads ({result.size / 1e6:.1f} MB, md5 {result.md5}, {known}); "
               "nothing to do (--force downloads it again).")

@@ -8,22 +8,14 @@ import sys
 import threading
 import time
 
-from ..errors import AvatarcamError, OutputError
+from ..errors import OutputError
 
 HELP = "Animate an avatar with your webcam into a virtual camera (no window)."
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-        if w < 16 or h < 16 or w > 7680 or h > 4320:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 640x480") from None
-    return w, h
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..pipeline.config import BACKENDS, DETECTORS, DEVICES, FRAMINGS, PRECISIONS, arg_type
+
     parser.add_argument("--avatar", metavar="PATH", help="portrait to animate (default: the first bundled avatar)")
     parser.add_argument("--camera", default="0", metavar="0|PATH|URL",
                         help="camera index, video file or stream URL (default: 0)")
@@ -32,15 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="send the avatar to the virtual camera (default: on)")
     parser.add_argument("--record", metavar="OUT.mp4", help="also record the output to this mp4")
     parser.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N output frames")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    parser.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16 (default: auto)")
-    parser.add_argument("--size", type=_size, default=(640, 480), metavar="WxH",
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="model precision (default: auto)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime (default: auto)")
+    parser.add_argument("--size", type=arg_type("vcam_size"), default=(640, 480), metavar="WxH",
                         help="camera and virtual camera size (default: 640x480)")
-    parser.add_argument("--fps", type=float, default=30.0, help="camera and virtual camera fps (default: 30)")
-    parser.add_argument("--detector", default="auto", choices=("auto", "face-alignment", "lbp"),
+    parser.add_argument("--fps", type=arg_type("vcam_fps"), default=30.0,
+                        help="camera and virtual camera fps (default: 30)")
+    parser.add_argument("--detector", default="auto", choices=DETECTORS,
                         help="face detector for framing (default: auto = face-alignment if its weights "
                              "are cached, else lbp)")
-    parser.add_argument("--framing", default="auto", choices=("auto", "manual"),
+    parser.add_argument("--framing", default="auto", choices=FRAMINGS,
                         help="auto: follow the face; manual: fixed centred crop")
     parser.add_argument("--no-stabilize", action="store_true", help="turn off keypoint smoothing")
     parser.add_argument("--mirror", action="store_true", help="mirror the output left-right")
@@ -54,17 +48,62 @@ def _status_line(stats) -> str:
             f"vcam {stats.vcam_state}")
 
 
-def main(args: argparse.Namespace) -> int:
-    from ..pipeline import Pipeline, PipelineConfig
+def _config(args: argparse.Namespace):
+    from ..pipeline import PipelineConfig
 
-    if args.fps <= 0 or args.fps > 240:
-        raise AvatarcamError(f"--fps {args.fps:g} is out of range; use a value between 1 and 240.")
-    cfg = PipelineConfig(camera=args.camera, capture_size=args.size, capture_fps=args.fps, loop_video=not args.no_loop,
-                         checkpoint=args.checkpoint, device=args.device, precision=args.precision,
-                         avatar=args.avatar, framing=args.framing, detector=args.detector,
-                         stabilize=0.0 if args.no_stabilize else 0.5, vcam=False, vcam_size=args.size,
-                         vcam_fps=args.fps, mirror_output=args.mirror, record=args.record,
-                         passthrough=args.passthrough)
+    return PipelineConfig(camera=args.camera, capture_size=args.size, capture_fps=args.fps,
+                          loop_video=not args.no_loop, checkpoint=args.checkpoint, device=args.device,
+                          precision=args.precision, backend=args.backend, avatar=args.avatar,
+                          framing=args.framing, detector=args.detector,
+                          stabilize=0.0 if args.no_stabilize else PipelineConfig.stabilize, vcam=False,
+                          vcam_size=args.size, vcam_fps=args.fps, mirror_output=args.mirror, record=args.record,
+                          passthrough=args.passthrough)
+
+
+def _open_vcam(pipeline, args: argparse.Namespace, say) -> bool:
+    """Turn the virtual camera on if asked; False when it was asked for and is missing."""
+    if not args.vcam:
+        return True
+    message = pipeline.set_vcam_enabled(True)
+    if not message:
+        say(f"virtual camera: {pipeline.vcam_device}")
+        return True
+    if not args.record:
+        pipeline.stop()
+        raise OutputError(f"{message} (nothing else to output: add --record OUT.mp4 or fix the virtual camera)")
+    say(f"{message} Continuing with the recording only.")
+    return False
+
+
+def _watch(pipeline, done: threading.Event, tty: bool, say, lock: threading.Lock) -> None:
+    """Print the status line until ``done``, or the camera ends or fails."""
+    last_print = 0.0
+    while not done.is_set():
+        done.wait(0.1)
+        stats = pipeline.stats()
+        if stats.camera_state in ("ended", "failed"):
+            return
+        now = time.monotonic()
+        if tty and now - last_print >= 0.25:
+            with lock:
+                print("\r\033[K" + _status_line(stats), end="", file=sys.stderr, flush=True)
+            last_print = now
+        elif not tty and now - last_print >= 2.0:
+            say(_status_line(stats))
+            last_print = now
+
+
+def _exit_code(args: argparse.Namespace, stats, path: str | None, interrupted: bool, vcam_ok: bool) -> int:
+    if stats.camera_state == "failed" or stats.frames_out == 0 and not interrupted:
+        return 1
+    if args.record and not path:
+        return 1
+    return 0 if (vcam_ok or args.record) else 1
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..pipeline import Pipeline
+
     tty = sys.stderr.isatty()
     lock = threading.Lock()
 
@@ -72,46 +111,17 @@ def main(args: argparse.Namespace) -> int:
         with lock:
             print(("\r\033[K" if tty else "") + f"avatarcam: {message}", file=sys.stderr, flush=True)
 
-    pipeline = Pipeline(cfg)
+    pipeline = Pipeline(_config(args))
     pipeline.on_notice = say
     done = threading.Event()
     target = max(0, args.max_frames)
-
-    def count(bundle) -> None:
-        if target and pipeline.worker is not None and pipeline.worker.frames_out + 1 >= target:
-            done.set()
-
-    pipeline.add_listener(count)
+    pipeline.add_listener(lambda bundle: target and pipeline.stats().frames_out + 1 >= target and done.set())
     pipeline.start()  # AvatarcamError (camera, checkpoint, avatar, record path) -> one line, exit 2
-    vcam_ok = True
-    if args.vcam:
-        message = pipeline.set_vcam_enabled(True)
-        if message:
-            vcam_ok = False
-            if not args.record:
-                pipeline.stop()
-                raise OutputError(f"{message} (nothing else to output: add --record OUT.mp4 or fix the "
-                                  f"virtual camera)")
-            say(f"{message} Continuing with the recording only.")
-        else:
-            say(f"virtual camera: {pipeline.vcam_device}")
+    vcam_ok = _open_vcam(pipeline, args, say)
     interrupted = False
     previous = signal.getsignal(signal.SIGINT)
     try:
-        last_print = 0.0
-        while not done.is_set():
-            done.wait(0.1)
-            stats = pipeline.stats()
-            if stats.camera_state in ("ended", "failed"):
-                break
-            now = time.monotonic()
-            if tty and now - last_print >= 0.25:
-                with lock:
-                    print("\r\033[K" + _status_line(stats), end="", file=sys.stderr, flush=True)
-                last_print = now
-            elif not tty and now - last_print >= 2.0:
-                say(_status_line(stats))
-                last_print = now
+        _watch(pipeline, done, tty, say, lock)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -126,14 +136,5 @@ def main(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     say(("stopped: " if interrupted else "done: ") + _status_line(stats))
     if args.record:
-        if path:
-            say(f"recorded {path}")
-        else:
-            say(f"no recording was saved to {args.record}")
-    camera_failed = stats.camera_state == "failed"
-    produced = stats.frames_out > 0
-    if camera_failed or not produced and not interrupted:
-        return 1
-    if args.record and not path:
-        return 1
-    return 0 if (vcam_ok or args.record) else 1
+        say(f"recorded {path}" if path else f"no recording was saved to {args.record}")
+    return _exit_code(args, stats, path, interrupted, vcam_ok)

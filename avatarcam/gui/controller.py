@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from ..errors import AvatarcamError, CameraError, CheckpointError
+from ..paths import file_identity
 from ..settings import Settings, checkpoint_path
 
 WORKER_PREFIX = "avatarcam-gui-worker"
-
-
-def pipeline_config(settings: Settings, avatar: str | None, checkpoint: str | None,
-                    vcam_backend: str | None = None):
-    from ..pipeline import PipelineConfig
-
-    return PipelineConfig(
-        camera=settings.camera, capture_size=tuple(settings.capture_size), checkpoint=checkpoint,
-        device=settings.device, precision=settings.precision, avatar=avatar, framing=settings.framing,
-        detector=settings.detector, zoom=settings.zoom, relative=settings.relative,
-        adapt_scale=settings.adapt_scale, stabilize=settings.stabilize, vcam=settings.vcam,
-        vcam_size=tuple(settings.vcam_size), vcam_fps=settings.vcam_fps, mirror_output=settings.mirror_output,
-        vcam_backend=vcam_backend,
-    )
 
 
 class PipelineController(QObject):
@@ -70,10 +58,7 @@ class PipelineController(QObject):
             if self._pending:
                 return
             self._pending = True
-        try:
-            self.frameReady.emit()
-        except RuntimeError:  # the controller was deleted
-            pass
+        self._emit(self.frameReady)
 
     def take_frame(self):
         """The newest bundle (or None); called on the GUI thread after ``frameReady``."""
@@ -83,10 +68,7 @@ class PipelineController(QObject):
 
     def _on_notice(self, text: str, generation: int) -> None:
         if generation == self._generation and not self._closing:
-            try:
-                self.notice.emit(str(text))
-            except RuntimeError:
-                pass
+            self._emit(self.notice, str(text))
 
     # jobs (GUI thread submits) ------------------------------------------------------------
     def start(self, settings: Settings, avatar: str | None) -> int:
@@ -97,18 +79,12 @@ class PipelineController(QObject):
             self._executor.submit(self._job_start, settings.copy(), avatar, gen)
         return gen
 
-    def stop(self) -> None:
-        """Stop the pipeline (off the GUI thread)."""
-        self._generation += 1
-        if not self._closing:
-            self._executor.submit(self._stop_running)
-
     def check_checkpoint(self, path: str, settings: Settings) -> None:
         """Validate a checkpoint by loading it; ``checkpointChecked`` says how it went."""
         if not self._closing:
             self._executor.submit(self._job_check, path, settings.copy())
 
-    def shutdown(self, timeout: float = 5.0) -> None:
+    def shutdown(self) -> None:
         """Stop everything and wait for the worker; called when the window closes."""
         if self._closing:
             return
@@ -123,7 +99,7 @@ class PipelineController(QObject):
     def _emit(self, signal, *args) -> None:
         try:
             signal.emit(*args)
-        except RuntimeError:  # receiver gone (window closed)
+        except RuntimeError:  # the controller or the window was deleted
             pass
 
     def _stop_running(self) -> None:
@@ -134,22 +110,16 @@ class PipelineController(QObject):
             except Exception:  # noqa: BLE001 - stopping must never raise into the GUI
                 pass
 
-    def _gpu_notice(self, text: str) -> None:
-        self._emit(self.notice, text)
-
     def _load_animator(self, path: Path, settings: Settings):
-        from ..engine import EngineOptions, RelativeMotion
         from ..pipeline.loading import load_animator
 
-        key = (str(path.resolve()), path.stat().st_mtime_ns, settings.device, settings.precision)
+        options = settings.engine_options()
+        key = (file_identity(path), options)
         if key != self._animator_key or self._animator is None:
             self._emit(self.busy, f"Loading the model {path.name}...")
-            self._animator = None
-            self._animator_key = None
-            animator = load_animator(path, EngineOptions(device=settings.device, precision=settings.precision),
-                                     notice=self._gpu_notice)
-            self._animator, self._animator_key = animator, key
-        self._animator.motion = RelativeMotion(settings.relative, settings.adapt_scale)
+            self._animator, self._animator_key = None, None
+            self._animator = load_animator(path, options, notice=lambda text: self._emit(self.notice, text))
+            self._animator_key = key
         return self._animator
 
     def _job_check(self, path: str, settings: Settings) -> None:
@@ -168,35 +138,14 @@ class PipelineController(QObject):
         self._stop_running()
         if self._closing or gen != self._generation:
             return
-        path = checkpoint_path(settings)
-        if not path.is_file():
-            from ..engine.checkpoint import where_to_get
-
-            self._emit(self.failed, "checkpoint", f"{path}: checkpoint not found; {where_to_get()}.", gen)
-            return
-        try:
-            animator = self._load_animator(path, settings)
-        except CheckpointError as err:
-            self._emit(self.failed, "checkpoint", str(err), gen)
-            return
-        except Exception as err:  # noqa: BLE001
-            self._emit(self.failed, "checkpoint", f"{path}: could not be loaded ({type(err).__name__}: {err}).", gen)
-            return
-        if self._closing or gen != self._generation:
+        animator = self._job_load(settings, gen)
+        if animator is None or self._closing or gen != self._generation:
             return
         self._emit(self.busy, "Opening the camera...")
-        p = None
         try:
-            from ..pipeline import Pipeline
-
-            p = Pipeline(pipeline_config(settings, avatar, str(path), self.vcam_backend), animator=animator)
-            p.on_notice = lambda text, g=gen: self._on_notice(text, g)
-            p.add_listener(lambda bundle, g=gen: self._on_bundle(bundle, g))
-            p.start()
+            self._running = self._open_pipeline(settings, avatar, animator, gen)
         except Exception as err:  # noqa: BLE001 - every failure is shown in the window
-            if p is not None:
-                self._running = p
-                self._stop_running()
+            self._stop_running()
             if isinstance(err, CameraError):
                 self._emit(self.failed, "camera", str(err), gen)
             elif isinstance(err, AvatarcamError):
@@ -204,8 +153,37 @@ class PipelineController(QObject):
             else:
                 self._emit(self.failed, "other", f"The pipeline could not start ({type(err).__name__}: {err}).", gen)
             return
-        self._running = p
         if self._closing or gen != self._generation:
             self._stop_running()
             return
-        self._emit(self.started, p, gen)
+        self._emit(self.started, self._running, gen)
+
+    def _job_load(self, settings: Settings, gen: int):
+        """The animator for these settings, or None after emitting ``failed``."""
+        path = checkpoint_path(settings)
+        if not path.is_file():
+            from ..engine.checkpoint import where_to_get
+
+            self._emit(self.failed, "checkpoint", f"{path}: checkpoint not found; {where_to_get()}.", gen)
+            return None
+        try:
+            return self._load_animator(path, settings)
+        except CheckpointError as err:
+            self._emit(self.failed, "checkpoint", str(err), gen)
+        except Exception as err:  # noqa: BLE001
+            self._emit(self.failed, "checkpoint", f"{path}: could not be loaded ({type(err).__name__}: {err}).", gen)
+        return None
+
+    def _open_pipeline(self, settings: Settings, avatar: str | None, animator, gen: int):
+        from ..pipeline import Pipeline
+
+        config = replace(settings.pipeline_config(), avatar=avatar, checkpoint=str(checkpoint_path(settings)),
+                         vcam_backend=self.vcam_backend)
+        p = Pipeline(config, animator=animator)
+        self._running = p  # stopped by the caller if start() raises
+        p.set_relative(settings.relative)  # the animator is cached across restarts
+        p.set_adapt_scale(settings.adapt_scale)
+        p.on_notice = lambda text, g=gen: self._on_notice(text, g)
+        p.add_listener(lambda bundle, g=gen: self._on_bundle(bundle, g))
+        p.start()
+        return p

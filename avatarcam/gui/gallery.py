@@ -8,8 +8,8 @@ from PyQt6.QtCore import QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QIcon, QImageReader, QPainter, QPixmap
 from PyQt6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
-from ..avatars import Avatar
 from ..imaging import IMAGE_SUFFIXES
+from ..pipeline.avatars import Avatar
 
 THUMB = 72
 

@@ -2,58 +2,80 @@
 
 Keys follow Avatarify's where it has one. Each key is written as Qt's portable key-sequence
 text ("X", "Shift+Z", "Ctrl+Q"); ``python -m avatarcam.gui.keymap`` prints the Markdown
-table that is ``docs/keys.md``.
+table that is ``docs/keys.md``. Each entry names the window method it calls (``run``), so the
+table is the whole key binding: the window only looks the key up and calls it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+Handler = Callable[[Any, object], object]  # run(window, arg): calls one public method of the window
 
 
 @dataclass(frozen=True)
 class Hotkey:
     keys: tuple[str, ...]  # key-sequence texts, each triggering the action
-    action: str  # method name suffix on the main window: ``hk_<action>``
+    action: str  # a name for the action (help rows, tooltips, tests)
     help: str
-    arg: object = None  # passed to the action (e.g. the avatar number)
+    run: Handler  # called as run(window, arg)
+    arg: object = None  # passed to ``run`` (e.g. the avatar number)
     label: str = ""  # how the keys are shown in the help, when not simply joined
+    repeat: bool = False  # a held key repeats the action (zoom, move); toggles never repeat
 
-
-def _digits() -> tuple[Hotkey, ...]:
-    return tuple(Hotkey((str(n),), "pick_avatar", f"Pick avatar {n}", n, "1 - 9") for n in range(1, 10))
-
-
-HOTKEYS: tuple[Hotkey, ...] = (
-    Hotkey(("X",), "calibrate", "Calibrate: take your current face as the neutral pose (look straight, "
-           "match the avatar's pose and expression first)"),
-    *_digits(),
-    Hotkey(("A",), "prev_avatar", "Previous avatar"),
-    Hotkey(("D",), "next_avatar", "Next avatar"),
-    Hotkey(("W",), "zoom", "Zoom the face crop in", 1.1),
-    Hotkey(("S",), "zoom", "Zoom the face crop out", 1 / 1.1),
-    Hotkey(("U",), "move", "Move the face crop up", (0, -1)),
-    Hotkey(("J",), "move", "Move the face crop down", (0, 1)),
-    Hotkey(("H",), "move", "Move the face crop left", (-1, 0)),
-    Hotkey(("K",), "move", "Move the face crop right", (1, 0)),
-    Hotkey(("Shift+U",), "move_fine", "Move the crop up, fine step", (0, -1)),
-    Hotkey(("Shift+J",), "move_fine", "Move the crop down, fine step", (0, 1)),
-    Hotkey(("Shift+H",), "move_fine", "Move the crop left, fine step", (-1, 0)),
-    Hotkey(("Shift+K",), "move_fine", "Move the crop right, fine step", (1, 0)),
-    Hotkey(("Shift+Z",), "reset_crop", "Reset the face crop (back to automatic framing)"),
-    Hotkey(("O",), "overlay", "Avatar overlay on the camera picture on/off (to match its pose)"),
-    Hotkey(("Z",), "overlay_opacity", "Overlay more transparent", -0.1),
-    Hotkey(("C",), "overlay_opacity", "Overlay more opaque", 0.1),
-    Hotkey(("R",), "mirror_preview", "Mirror the camera preview"),
-    Hotkey(("T",), "mirror_output", "Mirror the output (what the virtual camera sends)"),
-    Hotkey(("0",), "passthrough", "Passthrough: send your real camera picture instead of the avatar"),
-    Hotkey(("I",), "stats", "Statistics overlay on the output preview"),
-    Hotkey(("L",), "reload_avatars", "Reload the avatar folders"),
-    Hotkey(("F1", "?"), "help", "Show this key map"),
-    Hotkey(("Esc", "Ctrl+Q"), "quit", "Quit"),
-)
 
 MOVE_STEP = 0.05  # crop moves by this fraction of its side per key press
 FINE_MOVE_STEP = 0.01
+ZOOM_STEP = 1.1
+OPACITY_STEP = 0.1
+
+
+def _digits() -> tuple[Hotkey, ...]:
+    return tuple(Hotkey((str(n),), "pick_avatar", f"Pick avatar {n}", lambda w, n: w.pick_avatar(n - 1), n, "1 - 9")
+                 for n in range(1, 10))
+
+
+def _move(key: str, where: str, direction: tuple[int, int]) -> tuple[Hotkey, Hotkey]:
+    def run(w: Any, step: float) -> None:
+        w.move_crop(direction[0] * step, direction[1] * step)
+
+    return (Hotkey((key,), "move", f"Move the face crop {where}", run, MOVE_STEP, repeat=True),
+            Hotkey((f"Shift+{key}",), "move_fine", f"Move the crop {where}, fine step", run, FINE_MOVE_STEP,
+                   repeat=True))
+
+
+_MOVES = _move("U", "up", (0, -1)) + _move("J", "down", (0, 1)) + _move("H", "left", (-1, 0)) \
+    + _move("K", "right", (1, 0))
+
+HOTKEYS: tuple[Hotkey, ...] = (
+    Hotkey(("X",), "calibrate", "Calibrate: take your current face as the neutral pose (look straight, "
+           "match the avatar's pose and expression first)", lambda w, _: w.calibrate()),
+    *_digits(),
+    Hotkey(("A",), "prev_avatar", "Previous avatar", lambda w, step: w.step_avatar(step), -1, repeat=True),
+    Hotkey(("D",), "next_avatar", "Next avatar", lambda w, step: w.step_avatar(step), 1, repeat=True),
+    Hotkey(("W",), "zoom", "Zoom the face crop in", lambda w, f: w.zoom_crop(f), ZOOM_STEP, repeat=True),
+    Hotkey(("S",), "zoom", "Zoom the face crop out", lambda w, f: w.zoom_crop(f), 1 / ZOOM_STEP, repeat=True),
+    *_MOVES[0::2], *_MOVES[1::2],
+    Hotkey(("Shift+Z",), "reset_crop", "Reset the face crop (back to automatic framing)", lambda w, _: w.reset_crop()),
+    Hotkey(("O",), "overlay", "Avatar overlay on the camera picture on/off (to match its pose)",
+           lambda w, _: w.toggle_overlay()),
+    Hotkey(("Z",), "overlay_opacity", "Overlay more transparent", lambda w, d: w.change_overlay_opacity(d),
+           -OPACITY_STEP, repeat=True),
+    Hotkey(("C",), "overlay_opacity", "Overlay more opaque", lambda w, d: w.change_overlay_opacity(d),
+           OPACITY_STEP, repeat=True),
+    Hotkey(("R",), "mirror_preview", "Mirror the camera preview", lambda w, _: w.toggle_mirror_preview()),
+    Hotkey(("T",), "mirror_output", "Mirror the output (what the virtual camera sends)",
+           lambda w, _: w.toggle_mirror_output()),
+    Hotkey(("0",), "passthrough", "Passthrough: send your real camera picture instead of the avatar",
+           lambda w, _: w.toggle_passthrough()),
+    Hotkey(("I",), "stats", "Statistics overlay on the output preview", lambda w, _: w.toggle_stats()),
+    Hotkey(("L",), "reload_avatars", "Reload the avatar folders", lambda w, _: w.reload_avatar_folders()),
+    Hotkey(("F1", "?"), "help", "Show this key map", lambda w, _: w.show_help()),
+    Hotkey(("Esc", "Ctrl+Q"), "quit", "Quit", lambda w, _: w.close()),
+)
 
 
 def keys_of(action: str, arg: object = None) -> str:
@@ -98,9 +120,6 @@ def markdown() -> str:
 
 
 # Qt binding -------------------------------------------------------------------------------
-_TABLE: dict[tuple[int, int], Hotkey] | None = None
-
-
 def _combo_key(key: int, mods: int) -> tuple[int, int]:
     from PyQt6.QtCore import Qt
 
@@ -114,22 +133,19 @@ def _combo_key(key: int, mods: int) -> tuple[int, int]:
     return key, mods
 
 
+@cache
 def table() -> dict[tuple[int, int], Hotkey]:
     """(Qt key, modifiers) -> Hotkey, built from HOTKEYS once."""
-    global _TABLE
-    if _TABLE is None:
-        from PyQt6.QtGui import QKeySequence
+    from PyQt6.QtGui import QKeySequence
 
-        out: dict[tuple[int, int], Hotkey] = {}
-        for hk in HOTKEYS:
-            for text in hk.keys:
-                seq = QKeySequence(text)
-                if seq.count() != 1:
-                    raise ValueError(f"bad key {text!r} in the key map")
-                combo = seq[0]
-                out[_combo_key(combo.key().value, combo.keyboardModifiers().value)] = hk
-        _TABLE = out
-    return _TABLE
+    out: dict[tuple[int, int], Hotkey] = {}
+    for hk in HOTKEYS:
+        for text in hk.keys:
+            seq = QKeySequence(text)
+            if seq.count() != 1:
+                raise ValueError(f"bad key {text!r} in the key map")
+            out[_combo_key(seq[0].key().value, seq[0].keyboardModifiers().value)] = hk
+    return out
 
 
 def lookup(key: int, modifiers: int) -> Hotkey | None:

@@ -1,7 +1,8 @@
 """The control window: avatar gallery, output and camera previews, toolbar, status bar, hotkeys.
 
 Nothing slow runs on the GUI thread: the pipeline (capture, inference, virtual camera) runs on
-its own threads, and loading or restarting it happens on the controller's worker thread.
+its own threads, and loading or restarting it happens on the controller's worker thread. The
+widgets are built by ``layout.build_window``; the keys are bound by the table in ``keymap``.
 """
 
 from __future__ import annotations
@@ -9,85 +10,41 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import QEvent, QObject, QStandardPaths, Qt, QTimer
-from PyQt6.QtGui import QAction, QKeyEvent
-from PyQt6.QtWidgets import (
-    QAbstractSpinBox,
-    QApplication,
-    QComboBox,
-    QDialog,
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QMainWindow,
-    QPlainTextEdit,
-    QSplitter,
-    QStackedWidget,
-    QTableWidget,
-    QTableWidgetItem,
-    QTextEdit,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
-)
+from PyQt6.QtCore import QStandardPaths, Qt, QTimer
+from PyQt6.QtGui import QAction
+from PyQt6.QtWidgets import QApplication, QDialog, QFileDialog, QMainWindow
 
-from .. import avatars as avatar_store
 from ..errors import AvatarcamError
 from ..imaging import IMAGE_SUFFIXES
 from ..paths import CHECKPOINT_NAME
+from ..pipeline import avatars as avatar_store
 from ..settings import Settings, save_settings
-from . import keymap
 from .controller import PipelineController
-from .gallery import Gallery
-from .panels import CHECKPOINT_FILTER, VIDEO_FILTER, CameraPanel, MissingCheckpointPanel, NoticeBar
-from .previews import CameraView, OutputView
-from .settings_dialog import SettingsDialog
+from .hotkeys import HotkeyFilter, KeyMapDialog
+from .layout import PAGE_CAMERA, PAGE_CHECKPOINT, PAGE_LIVE, build_window
+from .panels import CHECKPOINT_FILTER, VIDEO_FILTER
+from .settings_dialog import OVERLAY_OPACITY_RANGE, SettingsDialog
 
-PAGE_LIVE, PAGE_CHECKPOINT, PAGE_CAMERA = 0, 1, 2
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
-TOGGLE_ACTIONS = {"calibrate", "pick_avatar", "overlay", "mirror_preview", "mirror_output", "passthrough", "stats",
-                  "reload_avatars", "help", "quit", "reset_crop"}  # no key auto-repeat for these
+# settings the running pipeline cannot take over: changing one restarts it
 RESTART_FIELDS = ("camera", "capture_size", "checkpoint", "device", "precision", "framing", "detector", "relative",
                   "adapt_scale", "stabilize", "vcam_size", "vcam_fps")
 
 
-class _HotkeyFilter(QObject):
-    """Sends key presses anywhere inside the window to the key map (text fields excepted)."""
-
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802
-        if event.type() != QEvent.Type.KeyPress or not isinstance(obj, QWidget):
-            return False
-        if obj.window() is not self.window or QApplication.activeModalWidget() is not None:
-            return False
-        if isinstance(obj, (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox)) or \
-                (isinstance(obj, QComboBox) and obj.isEditable()):
-            return False
-        return self.window.handle_key(event)
+def _set_quietly(action: QAction, checked: bool) -> None:
+    """Check or uncheck a toolbar button without running its slot."""
+    action.blockSignals(True)
+    action.setChecked(checked)
+    action.blockSignals(False)
 
 
-class KeyMapDialog(QDialog):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("avatarcam keys")
-        rows = keymap.help_rows()
-        table = QTableWidget(len(rows), 2)
-        table.setHorizontalHeaderLabels(["Key", "Action"])
-        table.verticalHeader().hide()
-        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
-        for i, (keys, text) in enumerate(rows):
-            table.setItem(i, 0, QTableWidgetItem(keys))
-            table.setItem(i, 1, QTableWidgetItem(text))
-        table.resizeColumnsToContents()
-        table.horizontalHeader().setStretchLastSection(True)
-        layout = QVBoxLayout(self)
-        layout.addWidget(table)
-        self.resize(720, 640)
+def stats_text(st) -> str:
+    """The statistics overlay of the output preview (I key)."""
+    return "\n".join([
+        f"fps       {st.fps:6.1f}", f"model     {st.model_ms:6.1f} ms", f"latency   {st.latency_ms:6.1f} ms",
+        f"dropped   {st.dropped:6d}", f"frames    {st.frames_out:6d}", f"camera    {st.camera_state}",
+        f"vcam      {st.vcam_state}", f"device    {st.device} {st.precision}",
+        f"calibrated {'yes' if st.calibrated else 'no'}"])
 
 
 class MainWindow(QMainWindow):
@@ -104,12 +61,11 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._overlay_source = None
         self.setWindowTitle("avatarcam")
-        self.setAcceptDrops(False)
         self.controller = PipelineController(self)
-        self._build()
+        self.ui = build_window(self, self.settings)
         self._connect()
         self.reload_avatars(keep=self.settings.avatar)
-        self._filter = _HotkeyFilter(self)
+        self._filter = HotkeyFilter(self)
         QApplication.instance().installEventFilter(self._filter)
         self.stats_timer = QTimer(self)
         self.stats_timer.setInterval(500)
@@ -117,135 +73,30 @@ class MainWindow(QMainWindow):
         self.stats_timer.start()
         self.resize(1280, 760)
         if notice:
-            self.notice_bar.show_message(notice)
+            self.ui.notice_bar.show_message(notice)
         if autostart:
             self.start_pipeline()
 
-    # construction -------------------------------------------------------------------------
-    def _action(self, text: str, tip: str, slot, *, key_action: str | None = None, checkable: bool = False,
-                checked: bool = False) -> QAction:
-        keys = keymap.keys_of(key_action) if key_action else ""
-        action = QAction(text, self)
-        action.setToolTip(f"{tip} ({keys})" if keys else tip)
-        action.setCheckable(checkable)
-        if checkable:
-            action.setChecked(checked)
-            action.toggled.connect(slot)
-        else:
-            action.triggered.connect(slot)
-        return action
-
-    def _build(self) -> None:
-        s = self.settings
-        tb = QToolBar("Controls")
-        tb.setMovable(False)
-        tb.setFloatable(False)
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.addToolBar(tb)
-        self.act_calibrate = self._action("Calibrate", "Take your current face as the neutral pose: look straight, "
-                                          "match the avatar's pose, then calibrate", self.calibrate,
-                                          key_action="calibrate")
-        self.act_vcam = self._action("Virtual camera", "Send the output to the virtual camera 'avatarcam'",
-                                     self.set_vcam, checkable=True, checked=s.vcam)
-        self.act_passthrough = self._action("Passthrough", "Send your real camera picture instead of the avatar",
-                                            self.set_passthrough, key_action="passthrough", checkable=True)
-        self.act_mirror = self._action("Mirror", "Mirror the output (what the virtual camera sends)",
-                                       self.set_mirror_output, key_action="mirror_output", checkable=True,
-                                       checked=s.mirror_output)
-        self.act_record = self._action("Record", "Record the output to an .mp4 file", self.set_recording,
-                                       checkable=True)
-        self.act_add = self._action("Add avatar...", "Add a portrait picture (or drop one on the gallery)",
-                                    self.add_avatar_dialog)
-        self.act_settings = self._action("Settings...", "Camera, model, framing and virtual-camera settings",
-                                         self.open_settings)
-        self.act_help = self._action("Keys", "Show the key map", self.show_help, key_action="help")
-        for a in (self.act_calibrate, None, self.act_vcam, self.act_passthrough, self.act_mirror, self.act_record,
-                  None, self.act_add, self.act_settings, self.act_help):
-            if a is None:
-                tb.addSeparator()
-            else:
-                tb.addAction(a)
-        self.act_calibrate.setObjectName("calibrate")
-        btn = tb.widgetForAction(self.act_calibrate)
-        if btn is not None:
-            btn.setObjectName("primaryTool")
-
-        self.gallery = Gallery()
-        self.output_view = OutputView()
-        self.output_view.show_stats = s.show_stats
-        self.camera_view = CameraView()
-        self.camera_view.mirrored = s.mirror_preview
-        self.camera_view.show_overlay = s.overlay
-        self.camera_view.overlay_opacity = s.overlay_opacity
-        self.camera_view.setToolTip("Your camera. The rectangle is the face crop the model sees "
-                                    "(W/S zoom, U/H/J/K move, Shift+Z reset). O shows the avatar over it.")
-        self.output_view.setToolTip("Exactly what the virtual camera sends")
-        hint = QLabel("Look straight into the camera with a relaxed face, match the avatar's pose "
-                      "(O shows it over your face), then press <b>X</b> to calibrate.")
-        hint.setWordWrap(True)
-        hint.setObjectName("hint")
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.camera_view, 1)
-        rl.addWidget(hint)
-        self.hint = hint
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.output_view)
-        split.addWidget(right)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setChildrenCollapsible(False)
-        live = QWidget()
-        ll = QVBoxLayout(live)
-        ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(split, 1)
-
-        self.checkpoint_panel = MissingCheckpointPanel()
-        self.camera_panel = CameraPanel()
-        self.stack = QStackedWidget()
-        self.stack.addWidget(live)
-        self.stack.addWidget(self.checkpoint_panel)
-        self.stack.addWidget(self.camera_panel)
-        self.notice_bar = NoticeBar()
-
-        center = QWidget()
-        cl = QVBoxLayout(center)
-        cl.setContentsMargins(8, 6, 8, 4)
-        cl.addWidget(self.notice_bar)
-        row = QHBoxLayout()
-        row.addWidget(self.gallery)
-        row.addWidget(self.stack, 1)
-        cl.addLayout(row, 1)
-        self.setCentralWidget(center)
-
-        sb = self.statusBar()
-        self.status_state = QLabel("Starting...")
-        sb.addWidget(self.status_state, 1)
-        self.status_labels: dict[str, QLabel] = {}
-        for key, tip in (("fps", "Frames per second sent to the virtual camera"),
-                         ("model", "Model time per frame"), ("latency", "Camera-to-output latency"),
-                         ("device", "Inference device and precision"), ("vcam", "Virtual camera state")):
-            label = QLabel("")
-            label.setObjectName("statusField")
-            label.setToolTip(tip)
-            sb.addPermanentWidget(label)
-            self.status_labels[key] = label
-
     def _connect(self) -> None:
-        c = self.controller
+        c, ui, act = self.controller, self.ui, self.ui.actions
         c.frameReady.connect(self._on_frame, Qt.ConnectionType.QueuedConnection)
-        c.notice.connect(self._on_notice)
+        c.notice.connect(ui.notice_bar.show_message)
         c.busy.connect(self._on_busy)
         c.started.connect(self._on_started)
         c.failed.connect(self._on_failed)
         c.checkpointChecked.connect(self._on_checkpoint_checked)
-        self.gallery.avatarChosen.connect(self.pick_avatar)
-        self.gallery.filesDropped.connect(self.add_avatar_files)
-        self.checkpoint_panel.locateRequested.connect(self.locate_checkpoint)
-        self.checkpoint_panel.downloaded.connect(self.use_checkpoint)
-        self.camera_panel.cameraChosen.connect(self.use_camera)
-        self.camera_panel.videoRequested.connect(self.choose_video)
+        for action, slot in ((act.calibrate, self.calibrate), (act.add, self.add_avatar_dialog),
+                             (act.settings, self.open_settings), (act.help, self.show_help)):
+            action.triggered.connect(slot)
+        for action, slot in ((act.vcam, self.set_vcam), (act.passthrough, self.set_passthrough),
+                             (act.mirror, self.set_mirror_output), (act.record, self.set_recording)):
+            action.toggled.connect(slot)
+        ui.gallery.avatarChosen.connect(self.pick_avatar)
+        ui.gallery.filesDropped.connect(self.add_avatar_files)
+        ui.checkpoint_panel.locateRequested.connect(self.locate_checkpoint)
+        ui.checkpoint_panel.downloaded.connect(self.use_checkpoint)
+        ui.camera_panel.cameraChosen.connect(self.use_camera)
+        ui.camera_panel.videoRequested.connect(self.choose_video)
 
     # pipeline lifecycle -------------------------------------------------------------------
     def current_avatar_path(self) -> str | None:
@@ -256,27 +107,25 @@ class MainWindow(QMainWindow):
     def start_pipeline(self) -> None:
         self.pipeline = None
         self.last_bundle = None
-        self.act_passthrough.blockSignals(True)
-        self.act_passthrough.setChecked(False)
-        self.act_passthrough.blockSignals(False)
-        self._stop_record_ui()
-        self.output_view.set_placeholder("Starting...")
+        _set_quietly(self.ui.actions.passthrough, False)
+        _set_quietly(self.ui.actions.record, False)
+        self.ui.output_view.set_placeholder("Starting...")
         self.controller.start(self.settings, self.current_avatar_path())
 
     def _on_busy(self, text: str) -> None:
-        self.status_state.setText(text)
-        if self.stack.currentIndex() == PAGE_CHECKPOINT:
-            self.checkpoint_panel.set_busy(True, text)
-        self.output_view.set_placeholder(text)
+        self.ui.status_state.setText(text)
+        if self.ui.stack.currentIndex() == PAGE_CHECKPOINT:
+            self.ui.checkpoint_panel.set_busy(True, text)
+        self.ui.output_view.set_placeholder(text)
 
     def _on_started(self, pipeline, generation: int) -> None:
         if generation != self.controller.generation or self._closed:
             return
         self.pipeline = pipeline
         self.last_error = ""
-        self.stack.setCurrentIndex(PAGE_LIVE)
-        self.checkpoint_panel.set_busy(False)
-        self.status_state.setText("Running: look into the camera and press X to calibrate")
+        self.ui.stack.setCurrentIndex(PAGE_LIVE)
+        self.ui.checkpoint_panel.set_busy(False)
+        self.ui.status_state.setText("Running: look into the camera and press X to calibrate")
         if self.settings.mirror_output:
             pipeline.set_mirror_output(True)
         self.update_stats()
@@ -284,69 +133,61 @@ class MainWindow(QMainWindow):
     def _on_failed(self, kind: str, message: str, generation: int) -> None:
         if generation != self.controller.generation or self._closed:
             return
+        ui = self.ui
         self.pipeline = None
         self.last_error = message
-        self.status_state.setText(message)
+        ui.status_state.setText(message)
         if kind == "checkpoint":
-            self.status_state.setText("The model checkpoint is missing or unusable: see the panel")
-            self.checkpoint_panel.set_detail(message)
-            self.checkpoint_panel.set_busy(False)
-            self.stack.setCurrentIndex(PAGE_CHECKPOINT)
+            ui.status_state.setText("The model checkpoint is missing or unusable: see the panel")
+            ui.checkpoint_panel.set_detail(message)
+            ui.checkpoint_panel.set_busy(False)
+            ui.stack.setCurrentIndex(PAGE_CHECKPOINT)
         elif kind == "camera":
-            self.status_state.setText("No camera picture: choose a camera")
-            self.camera_panel.set_detail(message)
-            self.stack.setCurrentIndex(PAGE_CAMERA)
-            self.camera_panel.probe()
+            ui.status_state.setText("No camera picture: choose a camera")
+            ui.camera_panel.set_detail(message)
+            ui.stack.setCurrentIndex(PAGE_CAMERA)
+            ui.camera_panel.probe()
         else:
-            self.output_view.set_placeholder(message)
-            self.notice_bar.show_message(message, "error")
-
-    def _on_notice(self, text: str) -> None:
-        self.notice_bar.show_message(text)
+            ui.output_view.set_placeholder(message)
+            ui.notice_bar.show_message(message, "error")
 
     def _on_frame(self) -> None:
         bundle = self.controller.take_frame()
         if bundle is None or self._closed:
             return
         self.last_bundle = bundle
-        self.output_view.set_frame(bundle.output)
-        self.camera_view.set_camera(bundle.camera, bundle.crop_box, bundle.face_found)
-        avatar = getattr(bundle, "avatar", None)
-        if avatar is not None and avatar is not self._overlay_source:
-            self._overlay_source = avatar
-            self.camera_view.set_overlay(avatar)
+        self.ui.output_view.set_frame(bundle.output)
+        self.ui.camera_view.set_camera(bundle.camera, bundle.crop_box, bundle.face_found)
+        if bundle.avatar is not None and bundle.avatar is not self._overlay_source:
+            self._overlay_source = bundle.avatar
+            self.ui.camera_view.set_overlay(bundle.avatar)
 
     def update_stats(self) -> None:
-        p = self.pipeline
-        L = self.status_labels
-        if p is None:
-            for label in L.values():
+        labels, view = self.ui.status_labels, self.ui.output_view
+        if self.pipeline is None:
+            for label in labels.values():
                 label.setText("")
-            self.output_view.stats_text = ""
+            view.stats_text = ""
             return
         try:
-            st = p.stats()
+            st = self.pipeline.stats()
         except Exception:  # noqa: BLE001 - the status bar must never break the window
             return
-        L["fps"].setText(f"{st.fps:5.1f} fps")
-        L["model"].setText(f"model {st.model_ms:4.0f} ms")
-        L["latency"].setText(f"latency {st.latency_ms:4.0f} ms")
-        L["device"].setText(f"{st.device} {st.precision}")
-        L["vcam"].setText(f"virtual camera: {st.vcam_state}")
-        self.output_view.badge = " ".join(b for b in ("PASSTHROUGH" if st.passthrough else "",
-                                                      "REC" if self.act_record.isChecked() else "") if b)
-        if st.camera_state not in ("running",) and self.stack.currentIndex() == PAGE_LIVE:
-            self.status_state.setText(f"Camera: {st.camera_state}")
+        labels["fps"].setText(f"{st.fps:5.1f} fps")
+        labels["model"].setText(f"model {st.model_ms:4.0f} ms")
+        labels["latency"].setText(f"latency {st.latency_ms:4.0f} ms")
+        labels["device"].setText(f"{st.device} {st.precision}")
+        labels["vcam"].setText(f"virtual camera: {st.vcam_state}")
+        view.badge = " ".join(b for b in ("PASSTHROUGH" if st.passthrough else "",
+                                          "REC" if self.ui.actions.record.isChecked() else "") if b)
+        if st.camera_state != "running" and self.ui.stack.currentIndex() == PAGE_LIVE:
+            self.ui.status_state.setText(f"Camera: {st.camera_state}")
         elif not st.calibrated:
-            self.status_state.setText("Look into the camera, match the avatar's pose and press X to calibrate")
+            self.ui.status_state.setText("Look into the camera, match the avatar's pose and press X to calibrate")
         else:
-            self.status_state.setText("Calibrated. Choose 'avatarcam' as the camera in your video-call app")
-        self.output_view.stats_text = "\n".join([
-            f"fps       {st.fps:6.1f}", f"model     {st.model_ms:6.1f} ms", f"latency   {st.latency_ms:6.1f} ms",
-            f"dropped   {st.dropped:6d}", f"frames    {st.frames_out:6d}", f"camera    {st.camera_state}",
-            f"vcam      {st.vcam_state}", f"device    {st.device} {st.precision}",
-            f"calibrated {'yes' if st.calibrated else 'no'}"])
-        self.output_view.update()
+            self.ui.status_state.setText("Calibrated. Choose 'avatarcam' as the camera in your video-call app")
+        view.stats_text = stats_text(st)
+        view.update()
 
     # settings -------------------------------------------------------------------------------
     def save(self) -> None:
@@ -354,7 +195,7 @@ class MainWindow(QMainWindow):
             return
         problem = save_settings(self.settings)
         if problem:
-            self.notice_bar.show_message(problem)
+            self.ui.notice_bar.show_message(problem)
 
     def open_settings(self) -> None:
         dlg = SettingsDialog(self.settings, self)
@@ -367,11 +208,10 @@ class MainWindow(QMainWindow):
         if any(getattr(old, f) != getattr(new, f) for f in RESTART_FIELDS) or self.pipeline is None:
             self.start_pipeline()
             return
-        p = self.pipeline
         if old.zoom != new.zoom:
-            p.framing.zoom = new.zoom
+            self.pipeline.zoom_crop(new.zoom / self.pipeline.crop_zoom)
         if old.vcam != new.vcam:
-            self.act_vcam.setChecked(new.vcam)
+            self.ui.actions.vcam.setChecked(new.vcam)
 
     # checkpoint / camera panels -------------------------------------------------------------
     def locate_checkpoint(self) -> None:
@@ -381,17 +221,18 @@ class MainWindow(QMainWindow):
 
     def use_checkpoint(self, path: str) -> None:
         """Validate a checkpoint by loading it (worker thread); on success save it and start."""
-        self.checkpoint_panel.set_busy(True, f"Checking {Path(path).name}...")
+        self.ui.checkpoint_panel.set_busy(True, f"Checking {Path(path).name}...")
         self.controller.check_checkpoint(path, self.settings)
 
     def _on_checkpoint_checked(self, path: str, error: str) -> None:
         if self._closed:
             return
+        panel = self.ui.checkpoint_panel
         if error:
-            self.checkpoint_panel.set_busy(False, error)
-            self.checkpoint_panel.set_detail(error)
+            panel.set_busy(False, error)
+            panel.set_detail(error)
             return
-        self.checkpoint_panel.set_busy(False, "Loaded. Starting...")
+        panel.set_busy(False, "Loaded. Starting...")
         self.settings = self.settings.copy(checkpoint=str(Path(path).expanduser().resolve()))
         self.save()
         self.start_pipeline()
@@ -399,7 +240,7 @@ class MainWindow(QMainWindow):
     def use_camera(self, value: str) -> None:
         self.settings = self.settings.copy(camera=value)
         self.save()
-        self.stack.setCurrentIndex(PAGE_LIVE)
+        self.ui.stack.setCurrentIndex(PAGE_LIVE)
         self.start_pipeline()
 
     def choose_video(self) -> None:
@@ -413,13 +254,13 @@ class MainWindow(QMainWindow):
         self.avatars = avatar_store.list_avatars()
         paths = [str(a.path) for a in self.avatars]
         self.current_avatar = paths.index(keep) if keep in paths else (0 if paths else -1)
-        self.gallery.set_avatars(self.avatars, self.current_avatar)
+        self.ui.gallery.set_avatars(self.avatars, self.current_avatar)
 
     def pick_avatar(self, index: int) -> None:
         if not 0 <= index < len(self.avatars):
             return
         self.current_avatar = index
-        self.gallery.set_current(index)
+        self.ui.gallery.set_current(index)
         path = str(self.avatars[index].path)
         self.settings = self.settings.copy(avatar=path)
         self.save()
@@ -427,8 +268,20 @@ class MainWindow(QMainWindow):
             try:
                 self.pipeline.set_avatar(path)
             except AvatarcamError as err:
-                self.notice_bar.show_message(str(err), "error")
-        self.status_state.setText(f"Avatar {index + 1}: {self.avatars[index].name}")
+                self.ui.notice_bar.show_message(str(err), "error")
+        self.ui.status_state.setText(f"Avatar {index + 1}: {self.avatars[index].name}")
+
+    def step_avatar(self, step: int) -> None:
+        """The previous (-1) or next (+1) avatar of the gallery, wrapping around."""
+        if self.avatars:
+            self.pick_avatar((self.current_avatar + step) % len(self.avatars))
+
+    def reload_avatar_folders(self) -> None:
+        before = self.current_avatar_path()
+        self.reload_avatars()
+        if self.current_avatar_path() != before:
+            self.pick_avatar(self.current_avatar)
+        self.ui.status_state.setText(f"{len(self.avatars)} avatars")
 
     def add_avatar_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Add avatar pictures", "", IMAGE_FILTER)
@@ -447,96 +300,62 @@ class MainWindow(QMainWindow):
             self.reload_avatars(keep=str(added[-1]))
             self.pick_avatar(self.current_avatar)
         if problems:
-            self.notice_bar.show_message("Not added: " + " ".join(problems), "error")
+            self.ui.notice_bar.show_message("Not added: " + " ".join(problems), "error")
         elif added:
-            self.notice_bar.show_message(f"Added {', '.join(p.name for p in added)} to {added[0].parent}", "info")
+            self.ui.notice_bar.show_message(f"Added {', '.join(p.name for p in added)} to {added[0].parent}", "info")
         return added
 
-    # hotkeys ------------------------------------------------------------------------------
-    def handle_key(self, event: QKeyEvent) -> bool:
-        hk = keymap.lookup(event.key(), event.modifiers())
-        if hk is None:
-            return False
-        if event.isAutoRepeat() and hk.action in TOGGLE_ACTIONS:
-            return True
-        getattr(self, f"hk_{hk.action}")(hk.arg)
-        return True
-
-    def hk_calibrate(self, _=None) -> None:
-        self.calibrate()
-
-    def hk_pick_avatar(self, n: int) -> None:
-        self.pick_avatar(n - 1)
-
-    def hk_prev_avatar(self, _=None) -> None:
-        if self.avatars:
-            self.pick_avatar((self.current_avatar - 1) % len(self.avatars))
-
-    def hk_next_avatar(self, _=None) -> None:
-        if self.avatars:
-            self.pick_avatar((self.current_avatar + 1) % len(self.avatars))
-
-    def hk_zoom(self, factor: float) -> None:
+    # face crop (W/S/U/H/J/K/Shift+Z) ----------------------------------------------------------
+    def zoom_crop(self, factor: float) -> None:
         if self.pipeline is not None:
-            self.pipeline.framing.zoom_by(factor)
+            self.pipeline.zoom_crop(factor)
 
-    def hk_move(self, direction, step: float = keymap.MOVE_STEP) -> None:
+    def move_crop(self, dx: float, dy: float) -> None:
         if self.pipeline is not None:
-            self.pipeline.framing.move(direction[0] * step, direction[1] * step)
+            self.pipeline.move_crop(dx, dy)
 
-    def hk_move_fine(self, direction) -> None:
-        self.hk_move(direction, keymap.FINE_MOVE_STEP)
-
-    def hk_reset_crop(self, _=None) -> None:
+    def reset_crop(self) -> None:
         if self.pipeline is not None:
-            self.pipeline.framing.reset()
+            self.pipeline.reset_crop()
 
-    def hk_overlay(self, _=None) -> None:
-        self.camera_view.show_overlay = not self.camera_view.show_overlay
-        self.settings = self.settings.copy(overlay=self.camera_view.show_overlay)
-        self.camera_view.update()
+    # preview toggles (O/Z/C/R/I) ------------------------------------------------------------
+    def toggle_overlay(self) -> None:
+        view = self.ui.camera_view
+        view.show_overlay = not view.show_overlay
+        self.settings = self.settings.copy(overlay=view.show_overlay)
+        view.update()
 
-    def hk_overlay_opacity(self, delta: float) -> None:
-        value = min(0.95, max(0.05, round(self.camera_view.overlay_opacity + delta, 2)))
-        self.camera_view.overlay_opacity = value
-        self.camera_view.show_overlay = True
-        self.settings = self.settings.copy(overlay_opacity=value, overlay=True)
-        self.camera_view.update()
+    def change_overlay_opacity(self, delta: float) -> None:
+        view = self.ui.camera_view
+        low, high = OVERLAY_OPACITY_RANGE
+        view.overlay_opacity = min(high, max(low, round(view.overlay_opacity + delta, 2)))
+        view.show_overlay = True
+        self.settings = self.settings.copy(overlay_opacity=view.overlay_opacity, overlay=True)
+        view.update()
 
-    def hk_mirror_preview(self, _=None) -> None:
-        self.camera_view.mirrored = not self.camera_view.mirrored
-        self.settings = self.settings.copy(mirror_preview=self.camera_view.mirrored)
-        self.camera_view.update()
+    def toggle_mirror_preview(self) -> None:
+        view = self.ui.camera_view
+        view.mirrored = not view.mirrored
+        self.settings = self.settings.copy(mirror_preview=view.mirrored)
+        view.update()
 
-    def hk_mirror_output(self, _=None) -> None:
-        self.act_mirror.toggle()
+    def toggle_stats(self) -> None:
+        view = self.ui.output_view
+        view.show_stats = not view.show_stats
+        self.settings = self.settings.copy(show_stats=view.show_stats)
+        view.update()
 
-    def hk_passthrough(self, _=None) -> None:
-        self.act_passthrough.toggle()
+    def toggle_mirror_output(self) -> None:
+        self.ui.actions.mirror.toggle()
 
-    def hk_stats(self, _=None) -> None:
-        self.output_view.show_stats = not self.output_view.show_stats
-        self.settings = self.settings.copy(show_stats=self.output_view.show_stats)
-        self.output_view.update()
-
-    def hk_reload_avatars(self, _=None) -> None:
-        before = self.current_avatar_path()
-        self.reload_avatars()
-        if self.current_avatar_path() != before:
-            self.pick_avatar(self.current_avatar)
-        self.status_state.setText(f"{len(self.avatars)} avatars")
-
-    def hk_help(self, _=None) -> None:
-        self.show_help()
-
-    def hk_quit(self, _=None) -> None:
-        self.close()
+    def toggle_passthrough(self) -> None:
+        self.ui.actions.passthrough.toggle()
 
     # toolbar actions --------------------------------------------------------------------------
     def calibrate(self) -> None:
         if self.pipeline is not None:
             self.pipeline.calibrate()
-            self.status_state.setText("Calibrated: this is your neutral pose")
+            self.ui.status_state.setText("Calibrated: this is your neutral pose")
 
     def set_vcam(self, on: bool) -> None:
         self.settings = self.settings.copy(vcam=bool(on))
@@ -545,10 +364,8 @@ class MainWindow(QMainWindow):
             return
         problem = self.pipeline.set_vcam_enabled(bool(on))
         if problem:
-            self.notice_bar.show_message(problem)
-            self.act_vcam.blockSignals(True)
-            self.act_vcam.setChecked(False)
-            self.act_vcam.blockSignals(False)
+            self.ui.notice_bar.show_message(problem)
+            _set_quietly(self.ui.actions.vcam, False)
         self.update_stats()
 
     def set_passthrough(self, on: bool) -> None:
@@ -566,28 +383,23 @@ class MainWindow(QMainWindow):
             QStandardPaths.StandardLocation.MoviesLocation) or str(Path.home())
         return Path(folder) / time.strftime("avatarcam-%Y%m%d-%H%M%S.mp4")
 
-    def _stop_record_ui(self) -> None:
-        self.act_record.blockSignals(True)
-        self.act_record.setChecked(False)
-        self.act_record.blockSignals(False)
-
     def set_recording(self, on: bool) -> None:
         if self.pipeline is None:
-            self._stop_record_ui()
+            _set_quietly(self.ui.actions.record, False)
             return
         try:
             if on:
                 path = self.record_path()
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.pipeline.start_recording(str(path))
-                self.status_state.setText(f"Recording to {path}")
+                self.ui.status_state.setText(f"Recording to {path}")
             else:
                 saved = self.pipeline.stop_recording()
                 if saved:
-                    self.status_state.setText(f"Saved {saved}")
+                    self.ui.status_state.setText(f"Saved {saved}")
         except (AvatarcamError, OSError) as err:
-            self._stop_record_ui()
-            self.notice_bar.show_message(str(err), "error")
+            _set_quietly(self.ui.actions.record, False)
+            self.ui.notice_bar.show_message(str(err), "error")
 
     def show_help(self) -> None:
         KeyMapDialog(self).exec()
@@ -606,8 +418,6 @@ class MainWindow(QMainWindow):
         QApplication.instance().removeEventFilter(self._filter)
         self.pipeline = None
         self.controller.shutdown()
-        self.camera_panel.prober.join(2.0)
-        download = self.checkpoint_panel.download_widget
-        if download is not None and hasattr(download, "shutdown"):
-            download.shutdown()
+        self.ui.camera_panel.prober.join(2.0)
+        self.ui.checkpoint_panel.download_widget.shutdown()
         self.save()

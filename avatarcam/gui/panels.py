@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 import threading
-from pathlib import Path
 
 from PyQt6.QtCore import QObject, Qt, pyqtSignal
 from PyQt6.QtWidgets import (
@@ -22,36 +18,22 @@ from PyQt6.QtWidgets import (
 )
 
 from ..paths import CHECKPOINT_NAME, CHECKPOINT_URL, user_models_dir
+from .model_download import ModelDownloadWidget
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)"
 CHECKPOINT_FILTER = f"FOMM checkpoint ({CHECKPOINT_NAME} *.pth.tar *.pth *.tar);;All files (*)"
 PROBE_COUNT = 5
 
 
-def probe_cameras(count: int = PROBE_COUNT) -> list[tuple[str, str]]:
-    """(value, label) for each of the first ``count`` camera indices that opens and gives a frame.
+def camera_choices() -> list[tuple[str, str]]:
+    """(value, label) for each camera that gives a frame. Slow: call it off the GUI thread."""
+    from ..pipeline import list_cameras
 
-    Slow (a camera takes up to a second to open): call it off the GUI thread.
-    """
-    import cv2
-
-    found: list[tuple[str, str]] = []
-    for i in range(count):
-        if sys.platform.startswith("linux") and not os.path.exists(f"/dev/video{i}"):
-            continue
-        cap = cv2.VideoCapture(i)
-        try:
-            if cap.isOpened():
-                ok, frame = cap.read()
-                if ok and frame is not None:
-                    found.append((str(i), f"Camera {i} ({frame.shape[1]}x{frame.shape[0]})"))
-        finally:
-            cap.release()
-    return found
+    return [(str(index), f"Camera {index}") for index in list_cameras(PROBE_COUNT)]
 
 
 class CameraProber(QObject):
-    """Runs ``probe_cameras`` on a worker thread; ``done`` arrives on the GUI thread."""
+    """Runs ``camera_choices`` on a worker thread; ``done`` arrives on the GUI thread."""
 
     done = pyqtSignal(list)
 
@@ -69,7 +51,7 @@ class CameraProber(QObject):
 
         def run() -> None:
             try:
-                cams = probe_cameras()
+                cams = camera_choices()
             except Exception:  # noqa: BLE001 - a probe problem is "no cameras", never a crash
                 cams = []
             try:
@@ -147,12 +129,9 @@ class MissingCheckpointPanel(QWidget):
         self.detail.hide()
         b.addWidget(self.detail)
 
-        # Place of the in-window download: the model_download widget when it is available.
-        self.download_area = QVBoxLayout()
-        self.download_widget: QWidget | None = None
-        b.addLayout(self.download_area)
-        self._add_download_widget()
-
+        self.download_widget = ModelDownloadWidget(self)  # the in-window download
+        self.download_widget.finished.connect(self.downloaded)
+        b.addWidget(self.download_widget)
         row = QHBoxLayout()
         self.locate_button = QPushButton("Locate file...")
         self.locate_button.setObjectName("primary")
@@ -165,34 +144,6 @@ class MissingCheckpointPanel(QWidget):
         self.status.setObjectName("panelStatus")
         b.addWidget(self.status)
         QVBoxLayout(self).addWidget(_centered(card))
-
-    def _add_download_widget(self) -> None:
-        """Embed ``avatarcam.gui.model_download`` if it exists (imported here, at use)."""
-        try:
-            mod = importlib.import_module("avatarcam.gui.model_download")
-        except ImportError:
-            return
-        factory = getattr(mod, "ModelDownloadWidget", None) or getattr(mod, "DownloadWidget", None)
-        if factory is None:
-            return
-        try:
-            widget = factory(self)
-        except Exception:  # noqa: BLE001 - the panel must open even if the download widget cannot
-            return
-        for name in ("finished", "downloaded", "done"):
-            sig = getattr(widget, name, None)
-            if sig is not None and hasattr(sig, "connect"):
-                try:
-                    sig.connect(self._on_downloaded)
-                    break
-                except TypeError:
-                    continue
-        self.download_widget = widget
-        self.download_area.addWidget(widget)
-
-    def _on_downloaded(self, path=None) -> None:
-        if path:
-            self.downloaded.emit(str(path))
 
     def set_detail(self, text: str) -> None:
         self.detail.setText(text)
@@ -292,6 +243,3 @@ class NoticeBar(QFrame):
         self.label.setText(text)
         self.show()
 
-
-def exists(path: str | os.PathLike | None) -> bool:
-    return bool(path) and Path(path).expanduser().is_file()

@@ -7,12 +7,12 @@ from PyQt6.QtCore import QPointF, QRectF, QSize, Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
+from ..imaging import to_uint8
+
 
 def to_qimage(rgb: np.ndarray) -> QImage:
     """HxWx3 uint8 RGB (or HxW grey) -> a QImage that owns its pixels."""
-    arr = np.ascontiguousarray(rgb)
-    if arr.dtype != np.uint8:
-        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    arr = np.ascontiguousarray(to_uint8(rgb))
     if arr.ndim == 2:
         h, w = arr.shape
         return QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()

@@ -18,22 +18,27 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from ..engine.options import DEVICES, PRECISIONS
 from ..paths import CHECKPOINT_NAME
-from ..settings import CAPTURE_SIZES, DEVICES, FRAMINGS, PRECISIONS, VCAM_SIZES, Settings
+from ..pipeline.config import CAPTURE_SIZES, FPS_RANGE, FRAMINGS, VCAM_SIZES, ZOOM_RANGE
+from ..settings import Settings
 from .panels import CHECKPOINT_FILTER, VIDEO_FILTER, CameraProber
 
+# The choices and ranges the dialog offers are declared once, outside the GUI (engine/options.py,
+# pipeline/config.py, settings.py); only their labels live here.
+DEVICE_LABELS = {"auto": "auto (GPU if available)", "cuda": "cuda (NVIDIA GPU)", "mps": "mps (Apple GPU)"}
+PRECISION_LABELS = {"auto": "auto (fp16 GPU, bf16/fp32 CPU)"}
+FRAMING_LABELS = {"auto": "auto (follow the face)", "manual": "manual (fixed crop; W/S/U/H/J/K)"}
 
-def _size_text(size: tuple[int, int]) -> str:
-    return f"{size[0]} x {size[1]}"
 
-
-def _fill_sizes(combo: QComboBox, sizes, current: tuple[int, int]) -> None:
-    sizes = list(sizes)
-    if tuple(current) not in sizes:
-        sizes.append(tuple(current))
-    for s in sizes:
-        combo.addItem(_size_text(s), f"{s[0]}x{s[1]}")
+def _sizes(sizes, current: tuple[int, int]) -> QComboBox:
+    """The declared sizes, plus the current one when it is not among them."""
+    combo = QComboBox()
+    sizes = list(dict.fromkeys([*sizes, tuple(current)]))
+    for w, h in sizes:
+        combo.addItem(f"{w} x {h}", f"{w}x{h}")
     combo.setCurrentIndex(sizes.index(tuple(current)))
+    return combo
 
 
 def size_of(combo: QComboBox) -> tuple[int, int]:
@@ -49,51 +54,63 @@ def _choice(values, current: str, labels: dict[str, str] | None = None) -> QComb
     return combo
 
 
+def _spin(limits: tuple[float, float], value: float, *, decimals: int, step: float = 1.0) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(*limits)
+    spin.setSingleStep(step)
+    spin.setDecimals(decimals)
+    spin.setValue(value)
+    return spin
+
+
+def _with_button(field: QWidget, text: str, slot) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(field, 1)
+    button = QPushButton(text)
+    button.clicked.connect(slot)
+    row.addWidget(button)
+    return row
+
+
 class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("avatarcam settings")
         self.setMinimumWidth(520)
         self._original = settings
-        s = settings
         layout = QVBoxLayout(self)
-
-        # camera -------------------------------------------------------------------------------
-        cam_box = QGroupBox("Camera")
-        form = QFormLayout(cam_box)
-        row = QHBoxLayout()
-        self.camera = QComboBox()
-        self.camera.setEditable(True)
-        self.camera.setToolTip("A camera index (0, 1, ...), a video file or a stream URL")
-        self.camera.addItem(self._camera_label(s.camera), s.camera)
-        row.addWidget(self.camera, 1)
-        video = QPushButton("Video file...")
-        video.clicked.connect(self._pick_video)
-        row.addWidget(video)
-        form.addRow("Source", row)
-        self.capture_size = QComboBox()
-        _fill_sizes(self.capture_size, CAPTURE_SIZES, s.capture_size)
-        form.addRow("Capture size", self.capture_size)
-        layout.addWidget(cam_box)
+        for box in (self._camera_box(settings), self._model_box(settings), self._framing_box(settings),
+                    self._vcam_box(settings)):
+            layout.addWidget(box)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
         self.prober = CameraProber(self)
         self.prober.done.connect(self._probed)
         self.prober.start()
 
-        # model --------------------------------------------------------------------------------
-        model_box = QGroupBox("Model")
-        form = QFormLayout(model_box)
-        row = QHBoxLayout()
-        self.checkpoint = QLineEdit(s.checkpoint)
+    def _camera_box(self, s: Settings) -> QGroupBox:
+        box = QGroupBox("Camera")
+        form = QFormLayout(box)
+        self.camera = QComboBox()
+        self.camera.setEditable(True)
+        self.camera.setToolTip("A camera index (0, 1, ...), a video file or a stream URL")
+        self.camera.addItem(f"Camera {s.camera}" if s.camera.isdigit() else s.camera, s.camera)
+        form.addRow("Source", _with_button(self.camera, "Video file...", self._pick_video))
+        self.capture_size = _sizes(CAPTURE_SIZES, s.capture_size)
+        form.addRow("Capture size", self.capture_size)
+        return box
+
+    def _model_box(self, s: Settings) -> QGroupBox:
+        box = QGroupBox("Model")
+        form = QFormLayout(box)
+        self.checkpoint = QLineEdit(s.checkpoint or "")
         self.checkpoint.setPlaceholderText(f"automatic ({CHECKPOINT_NAME} in the models folder)")
-        row.addWidget(self.checkpoint, 1)
-        browse = QPushButton("Browse...")
-        browse.clicked.connect(self._pick_checkpoint)
-        row.addWidget(browse)
-        form.addRow("Checkpoint", row)
-        self.device = _choice(DEVICES, s.device, {"auto": "auto (GPU if available)", "cuda": "cuda (NVIDIA GPU)",
-                                                  "mps": "mps (Apple GPU)"})
+        form.addRow("Checkpoint", _with_button(self.checkpoint, "Browse...", self._pick_checkpoint))
+        self.device = _choice(DEVICES, s.device, DEVICE_LABELS)
         form.addRow("Device", self.device)
-        self.precision = _choice(PRECISIONS, s.precision, {"auto": "auto (fp16 GPU, bf16/fp32 CPU)"})
+        self.precision = _choice(PRECISIONS, s.precision, PRECISION_LABELS)
         form.addRow("Precision", self.precision)
         self.relative = QCheckBox("Relative motion (recommended)")
         self.relative.setChecked(s.relative)
@@ -102,46 +119,28 @@ class SettingsDialog(QDialog):
         self.adapt_scale = QCheckBox("Adapt movement scale to the avatar")
         self.adapt_scale.setChecked(s.adapt_scale)
         form.addRow("", self.adapt_scale)
-        layout.addWidget(model_box)
+        return box
 
-        # framing ------------------------------------------------------------------------------
-        frame_box = QGroupBox("Face framing")
-        form = QFormLayout(frame_box)
-        self.framing = _choice(FRAMINGS, s.framing, {"auto": "auto (follow the face)",
-                                                     "manual": "manual (fixed crop; W/S/U/H/J/K)"})
+    def _framing_box(self, s: Settings) -> QGroupBox:
+        box = QGroupBox("Face framing")
+        form = QFormLayout(box)
+        self.framing = _choice(FRAMINGS, s.framing, FRAMING_LABELS)
         form.addRow("Mode", self.framing)
-        self.zoom = QDoubleSpinBox()
-        self.zoom.setRange(0.3, 4.0)
-        self.zoom.setSingleStep(0.1)
-        self.zoom.setDecimals(2)
-        self.zoom.setValue(s.zoom)
+        self.zoom = _spin(ZOOM_RANGE, s.zoom, decimals=2, step=0.1)
         form.addRow("Zoom", self.zoom)
-        layout.addWidget(frame_box)
+        return box
 
-        # virtual camera -----------------------------------------------------------------------
-        vcam_box = QGroupBox("Virtual camera")
-        form = QFormLayout(vcam_box)
+    def _vcam_box(self, s: Settings) -> QGroupBox:
+        box = QGroupBox("Virtual camera")
+        form = QFormLayout(box)
         self.vcam = QCheckBox("Send the output to the virtual camera")
         self.vcam.setChecked(s.vcam)
         form.addRow("", self.vcam)
-        self.vcam_size = QComboBox()
-        _fill_sizes(self.vcam_size, VCAM_SIZES, s.vcam_size)
+        self.vcam_size = _sizes(VCAM_SIZES, s.vcam_size)
         form.addRow("Size", self.vcam_size)
-        self.vcam_fps = QDoubleSpinBox()
-        self.vcam_fps.setRange(1.0, 120.0)
-        self.vcam_fps.setDecimals(0)
-        self.vcam_fps.setValue(s.vcam_fps)
+        self.vcam_fps = _spin(FPS_RANGE, s.vcam_fps, decimals=0)
         form.addRow("Frame rate", self.vcam_fps)
-        layout.addWidget(vcam_box)
-
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
-
-    @staticmethod
-    def _camera_label(value: str) -> str:
-        return f"Camera {value}" if value.isdigit() else value
+        return box
 
     def _probed(self, cams: list) -> None:
         current = self.camera_value()
@@ -178,7 +177,7 @@ class SettingsDialog(QDialog):
         return self._original.copy(
             camera=self.camera_value(),
             capture_size=size_of(self.capture_size),
-            checkpoint=self.checkpoint.text().strip(),
+            checkpoint=self.checkpoint.text().strip() or None,
             device=self.device.currentData(),
             precision=self.precision.currentData(),
             relative=self.relative.isChecked(),

@@ -1,26 +1,19 @@
-"""Real-time pipeline: webcam frames in, animated avatar out (virtual camera, recording, preview)."""
+"""Real-time pipeline: webcam frames in, animated avatar out (virtual camera, recording, preview).
 
-from .capture import CaptureThread, Frame, OpenCVSource, open_source
+The GUI and the CLI use ``Pipeline`` and the names below; the modules' other names are internals."""
+
+from .avatars import Avatar, add_avatar, default_avatar, list_avatars, load_avatar, prepare_avatar_image
+from .capture import list_cameras, probe_camera
 from .config import PipelineConfig
-from .framing import (
-                      FaceAlignmentDetector,
-                      FaceFramer,
-                      FramingResult,
-                      LBPDetector,
-                      OneEuroFilter,
-                      crop_portrait,
-                      face_alignment_weights_cached,
-                      make_detector,
-)
-from .outputs import FileSink, VirtualCameraSink, letterbox, vcam_fix_message
-from .pipeline import Pipeline, PipelineStats, default_avatar, prepare_avatar_image
-from .stabilizer import KeypointStabilizer
-from .worker import FrameBundle, InferenceWorker, Timings
+from .crop import crop_portrait
+from .detectors import LBPDetector, face_alignment_weights_cached, face_alignment_weights_dir, make_detector
+from .outputs import FileSink, letterbox, vcam_fix_message
+from .pipeline import Pipeline, PipelineStats
+from .worker import FrameBundle
 
 __all__ = [
-    "CaptureThread", "Frame", "OpenCVSource", "open_source", "PipelineConfig", "FaceAlignmentDetector",
-    "FaceFramer", "FramingResult", "LBPDetector", "OneEuroFilter", "crop_portrait",
-    "face_alignment_weights_cached", "make_detector", "FileSink", "VirtualCameraSink", "letterbox",
-    "vcam_fix_message", "Pipeline", "PipelineStats", "default_avatar", "prepare_avatar_image",
-    "KeypointStabilizer", "FrameBundle", "InferenceWorker", "Timings",
+    "Avatar", "add_avatar", "default_avatar", "list_avatars", "load_avatar", "prepare_avatar_image", "list_cameras",
+    "probe_camera", "PipelineConfig", "crop_portrait", "LBPDetector", "face_alignment_weights_cached",
+    "face_alignment_weights_dir", "make_detector", "FileSink", "letterbox", "vcam_fix_message", "Pipeline",
+    "PipelineStats", "FrameBundle",
 ]

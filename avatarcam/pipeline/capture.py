@@ -9,6 +9,7 @@ reported; consumers never block on it (``latest(after_index, timeout)``).
 from __future__ import annotations
 
 import os
+import platform
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..errors import CameraError
+from ..imaging import opencv_to_rgb
 
 # Camera states, as reported in PipelineStats.camera_state.
 OPENING, RUNNING, RETRYING, FAILED, ENDED = "opening", "running", "retrying", "failed", "ended"
@@ -58,15 +60,8 @@ def is_stream_url(spec: str) -> bool:
     return "://" in str(spec)
 
 
-def _quiet_opencv() -> None:
-    try:  # OpenCV prints a warning for every camera index that does not exist
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    except AttributeError:  # pragma: no cover
-        pass
-
-
-def _open_index(index: int) -> cv2.VideoCapture:
-    """cv2.VideoCapture(index) without OpenCV's console noise for indices that do not exist."""
+def _open_index(index: int | str) -> cv2.VideoCapture:
+    """cv2.VideoCapture(index, file or URL) without OpenCV's console noise for sources that do not exist."""
     logging = getattr(getattr(cv2, "utils", None), "logging", None)
     previous = logging.getLogLevel() if logging else None
     if logging:
@@ -78,11 +73,26 @@ def _open_index(index: int) -> cv2.VideoCapture:
             logging.setLogLevel(previous)
 
 
+def probe_camera(index: int) -> bool:
+    """Whether camera ``index`` opens and gives a frame: THE camera probe (GUI picker, doctor)."""
+    if platform.system() == "Linux" and not os.path.exists(f"/dev/video{index}"):
+        return False  # cheap check first: opening a missing index costs a timeout on some systems
+    cap = _open_index(index)
+    try:
+        return bool(cap.isOpened() and cap.read()[0])
+    finally:
+        cap.release()
+
+
+def list_cameras(count: int = 4) -> list[int]:
+    """The indices among 0..count-1 of cameras that work now."""
+    return [i for i in range(max(0, count)) if probe_camera(i)]
+
+
 class OpenCVSource:
     """A camera index, video file or stream URL read through ``cv2.VideoCapture``."""
 
     def __init__(self, spec: str, size: tuple[int, int] = (640, 480), fps: float = 30.0) -> None:
-        _quiet_opencv()
         spec = str(spec).strip()
         self.spec = spec
         self.is_file = not is_camera_index(spec) and not is_stream_url(spec)
@@ -103,13 +113,13 @@ class OpenCVSource:
             path = Path(spec).expanduser()
             if not path.is_file():
                 raise CameraError(f"{path}: video not found; check the path (or pass a camera index such as 0).")
-            self._cap = cv2.VideoCapture(os.fspath(path))
+            self._cap = _open_index(os.fspath(path))
             if not self._cap.isOpened():
                 self._cap.release()
                 raise CameraError(f"{path}: not a readable video (corrupt or unsupported codec); "
                                   f"convert it to mp4 (H.264 or MPEG-4).")
         else:
-            self._cap = cv2.VideoCapture(spec)
+            self._cap = _open_index(spec)
             if not self._cap.isOpened():
                 self._cap.release()
                 raise CameraError(f"{spec}: stream cannot be opened; check the URL and that the stream is live.")
@@ -118,13 +128,7 @@ class OpenCVSource:
 
     def read(self) -> np.ndarray | None:
         ok, frame = self._cap.read()
-        if not ok or frame is None:
-            return None
-        if frame.ndim == 2:
-            return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
-        if frame.shape[2] == 4:
-            return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        return opencv_to_rgb(frame) if ok and frame is not None else None
 
     def close(self) -> None:
         self._cap.release()

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import AvatarcamError, OutputError
+from ..imaging import to_uint8
 from ..video import AtomicVideoWriter
 
 LINUX_FIX = "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=avatarcam"
@@ -33,13 +34,6 @@ def vcam_fix_message(system: str | None = None, detail: str = "") -> str:
         return (f"no virtual camera{why}; fix: install OBS Studio 28 or newer, click 'Start Virtual Camera' "
                 f"once and stop it again, then restart avatarcam.")
     return f"no virtual camera{why}; this OS is not supported by pyvirtualcam."
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image)
-    if img.dtype == np.uint8:
-        return img
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def letterbox(image: np.ndarray, size: tuple[int, int], mirror: bool = False) -> np.ndarray:
@@ -70,11 +64,6 @@ class VirtualCameraSink:
         self.fps = float(fps)
         self.backend = backend
         self._cam = None
-        self.frames = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self._cam is not None
 
     @property
     def device(self) -> str:
@@ -99,7 +88,6 @@ class VirtualCameraSink:
         if self._cam is None:
             return
         self._cam.send(frame)
-        self.frames += 1
 
     def close(self) -> None:
         cam, self._cam = self._cam, None
@@ -131,7 +119,6 @@ class FileSink:
         self.fps = float(fps)
         self.on_error = on_error
         self.failed = ""
-        self.dropped = 0
         self._queue: queue.Queue = queue.Queue(self.MAX_QUEUE)
         self._t0: float | None = None
         self._written = 0
@@ -143,13 +130,17 @@ class FileSink:
     def frames(self) -> int:
         return self.writer.frames
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
     def write(self, frame: np.ndarray, t: float) -> None:
         if self.failed:
             return
         try:
             self._queue.put_nowait((frame, t))
-        except queue.Full:
-            self.dropped += 1
+        except queue.Full:  # the disk is slower than the stream: drop, never block it
+            pass
 
     def _loop(self) -> None:
         while True:

@@ -2,7 +2,7 @@
 
 Threads: capture (newest frame only), face detection (newest frame only), inference (framing,
 model and outputs for the newest frame), short-lived avatar preparation, and the recorder.
-``Pipeline`` composes them and is what the CLI (``avatarcam run``) and the window drive.
+``Pipeline`` composes them and is the only thing the CLI (``avatarcam run``) and the window drive.
 """
 
 from __future__ import annotations
@@ -11,80 +11,51 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..engine import EngineOptions, RelativeMotion
+from ..engine import RelativeMotion
 from ..errors import AvatarcamError, OutputError
-from ..imaging import IMAGE_SUFFIXES, load_image
-from ..paths import bundled_avatars_dir
+from ..paths import FileIdentity, file_identity
+from .avatars import AVATAR_SIZE, default_avatar, prepare_avatar_image
 from .capture import FAILED, OPENING, CaptureThread, Opener
 from .config import PipelineConfig
-from .framing import CROP_SIZE, FaceDetector, FaceFramer, crop_portrait, make_detector
+from .detectors import FaceDetector, make_detector
+from .framing import FaceFramer
 from .loading import load_animator
-from .outputs import FileSink, VirtualCameraSink, to_uint8
+from .outputs import FileSink, VirtualCameraSink
 from .stabilizer import KeypointStabilizer
 from .worker import FrameBundle, InferenceWorker, Timings
 
 Listener = Callable[[FrameBundle], None]
+Prepared = tuple[object, np.ndarray]  # (the animator's prepared source, the 256x256 uint8 picture)
 
 
 @dataclass
-class PipelineStats:
+class PipelineStats(Timings):  # the last frame's timings, and:
     fps: float = 0.0  # output frames per second
-    model_ms: float = 0.0
-    framing_ms: float = 0.0
-    capture_age_ms: float = 0.0
-    output_ms: float = 0.0
-    latency_ms: float = 0.0  # camera frame captured -> every output done
     dropped: int = 0  # camera frames never processed (the model was busy)
     frames_out: int = 0
+    frames_captured: int = 0
+    recorded_frames: int = 0  # frames written by the current (or last) recording
     camera_state: str = OPENING  # opening | running | retrying | failed | ended
     vcam_state: str = "off"  # off | on | unavailable | error
     device: str = ""
     precision: str = ""
     calibrated: bool = False
     passthrough: bool = False
+    face_found: bool = False  # in the last output frame
 
 
-def default_avatar() -> str | np.ndarray:
-    """The first bundled avatar in ``avatars/``, else the astronaut portrait."""
-    folder = bundled_avatars_dir()
-    if folder.is_dir():
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                return str(path)
-    from ..demo import astronaut_face
-
-    return astronaut_face(CROP_SIZE)
-
-
-def prepare_avatar_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
-    """A path or an array -> the 256x256 uint8 avatar. A picture of exactly 256x256 is taken as
-    already framed; anything else is cropped around its face (``crop_portrait``)."""
+def _avatar_key(image: str | os.PathLike | np.ndarray) -> Hashable | None:
+    """A path's file identity (None when the file cannot be read), or an array's content hash."""
     if isinstance(image, (str, os.PathLike)):
-        image = load_image(image)
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[:2] == (CROP_SIZE, CROP_SIZE):
-        from ..imaging import to_rgb_float
-
-        return to_uint8(to_rgb_float(arr))
-    return crop_portrait(arr)
-
-
-def _avatar_key(image: str | os.PathLike | np.ndarray) -> str:
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image).expanduser().resolve()
-        try:
-            stat = path.stat()
-            return f"file:{path}:{stat.st_mtime_ns}:{stat.st_size}"
-        except OSError:
-            return f"file:{path}"
+        return file_identity(image)
     arr = np.ascontiguousarray(image)
-    return f"array:{arr.shape}:{arr.dtype}:{hashlib.sha1(arr.tobytes()).hexdigest()}"
+    return ("array", arr.shape, str(arr.dtype), hashlib.sha1(arr.tobytes()).hexdigest())
 
 
 class Pipeline:
@@ -103,26 +74,25 @@ class Pipeline:
         self.animator = animator
         self.on_notice: Callable[[str], None] | None = None
         self.notices: list[str] = []
+        self.last_bundle: FrameBundle | None = None
         self._opener = opener
-        self._detector = detector
-        self.framing = FaceFramer(detector, mode=cfg.framing, zoom=cfg.zoom, offset=cfg.offset)
-        self.stabilizer = KeypointStabilizer(cfg.stabilize)
-        self.capture: CaptureThread | None = None
-        self.worker: InferenceWorker | None = None
+        self._framing = FaceFramer(detector, mode=cfg.framing, zoom=cfg.zoom, offset=cfg.offset)
+        self._stabilizer = KeypointStabilizer(cfg.stabilize)
+        self._capture: CaptureThread | None = None
+        self._worker: InferenceWorker | None = None
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
         self._vcam: VirtualCameraSink | None = None
         self._vcam_state = "off"
         self._recorder: FileSink | None = None
-        self._passthrough = bool(cfg.passthrough)
-        self._mirror = bool(cfg.mirror_output)
-        self._avatar_cache: dict[str, tuple[object, np.ndarray]] = {}
-        self._avatar_image = np.zeros((CROP_SIZE, CROP_SIZE, 3), np.uint8)
+        self._recorded_frames = 0
+        self._avatar_cache: dict[Hashable, Prepared] = {}
+        self._avatar_by_path: dict[str, Prepared] = {}  # the latest version prepared from each file
+        self._avatar_image = np.zeros((AVATAR_SIZE, AVATAR_SIZE, 3), np.uint8)
         self._avatar_request = 0
         self._avatar_threads: list[threading.Thread] = []
         self._started = False
         self._stopped = False
-        self.last_bundle: FrameBundle | None = None
 
     # notices -------------------------------------------------------------------------------------
     def _notice(self, message: str) -> None:
@@ -135,30 +105,14 @@ class Pipeline:
             except Exception:  # noqa: BLE001 - a UI callback must never break the stream
                 pass
 
-    def _on_camera_state(self, state: str, message: str) -> None:
-        if message:
-            self._notice(message)
-
     # lifecycle -----------------------------------------------------------------------------------
     def _load_animator(self):
         cfg = self.config
-        return load_animator(cfg.checkpoint, EngineOptions(device=cfg.device, precision=cfg.precision),
-                             motion=RelativeMotion(cfg.relative, cfg.adapt_scale), notice=self._notice)
+        return load_animator(cfg.checkpoint, cfg.engine_options(), motion=RelativeMotion(cfg.relative, cfg.adapt_scale),
+                             notice=self._notice)
 
-    def start(self) -> None:
-        if self._started:
-            return
+    def _open_outputs(self) -> None:
         cfg = self.config
-        if self.animator is None:
-            self.animator = self._load_animator()
-        if self.framing._detector is None:
-            self.framing._detector = make_detector(cfg.detector, notice=self._notice)
-        # the first avatar is prepared here so the first output frame already shows it
-        self._use_avatar(cfg.avatar if cfg.avatar is not None else default_avatar())
-        capture = CaptureThread(cfg.camera, tuple(cfg.capture_size), cfg.capture_fps, loop=cfg.loop_video,
-                                opener=self._opener, on_state=self._on_camera_state)
-        capture.open()  # CameraError now, with its fix, if the camera cannot be opened at all
-        self.capture = capture
         try:
             if cfg.record:
                 self.start_recording(cfg.record)
@@ -167,18 +121,33 @@ class Pipeline:
                 if message:
                     self._notice(message)
         except AvatarcamError:
-            capture.stop()
+            self._capture.stop()
             self.stop_recording()
             raise
-        self.worker = InferenceWorker(capture, self.framing, self.animator, publish=self._publish,
-                                      get_avatar=lambda: self._avatar_image, out_size=tuple(cfg.vcam_size),
-                                      stabilizer=self.stabilizer if self.stabilizer.enabled else None,
-                                      notice=self._notice)
-        self.worker.passthrough = self._passthrough
-        self.worker.mirror = self._mirror
+
+    def start(self) -> None:
+        """Load what is missing, open the camera and the outputs, and start the threads."""
+        if self._started:
+            return
+        cfg = self.config
+        if self.animator is None:
+            self.animator = self._load_animator()
+        if self._framing.detector is None:
+            self._framing.detector = make_detector(cfg.detector, notice=self._notice)
+        # the first avatar is prepared here so the first output frame already shows it
+        self._apply(*self._prepare(cfg.avatar if cfg.avatar is not None else default_avatar()))
+        capture = CaptureThread(cfg.camera, tuple(cfg.capture_size), cfg.capture_fps, loop=cfg.loop_video,
+                                opener=self._opener,
+                                on_state=lambda _state, message: message and self._notice(message))
+        capture.open()  # CameraError now, with its fix, if the camera cannot be opened at all
+        self._capture = capture
+        self._open_outputs()
+        self._worker = InferenceWorker(capture, self._framing, self.animator, cfg, publish=self._publish,
+                                       get_avatar=lambda: self._avatar_image, stabilizer=self._stabilizer,
+                                       notice=self._notice)
         self._started = True
-        self.framing.start_async()
-        self.worker.start()
+        self._framing.start_async()
+        self._worker.start()
         capture.start()
 
     def stop(self, timeout: float = 1.0) -> None:
@@ -187,54 +156,43 @@ class Pipeline:
             return
         self._stopped = True
         deadline = time.monotonic() + timeout
-        left = lambda: max(0.01, deadline - time.monotonic())  # noqa: E731
-        if self.capture is not None:
-            self.capture.stop(timeout=0)
-        if self.worker is not None:
-            self.worker.stop(timeout=0)
-        self.framing.stop(timeout=0)
-        for thread in (self.capture, self.worker, self.framing._thread):
-            if thread is not None and thread.is_alive():
-                thread.join(left())
-        self.framing.stop(timeout=left())
-        for thread in list(self._avatar_threads):
-            thread.join(left())
+        for part in (self._capture, self._worker, self._framing):
+            if part is not None:
+                part.stop(timeout=0)
+        for thread in self._stream_threads():  # the recorder ends in stop_recording()
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(max(0.01, deadline - time.monotonic()))
+        self._framing.stop(timeout=max(0.01, deadline - time.monotonic()))
         self.stop_recording()
-        with self._lock:
-            if self._vcam is not None:
-                self._vcam.close()
-                self._vcam = None
-                self._vcam_state = "off"
+        self.set_vcam_enabled(False)
+
+    def _stream_threads(self) -> list[threading.Thread]:
+        out = [t for t in (self._capture, self._worker, self._framing.thread) if t is not None]
+        return out + list(self._avatar_threads)
 
     def threads(self) -> list[threading.Thread]:
-        """Every thread this pipeline started (for tests: all must be dead after stop())."""
-        out = [t for t in (self.capture, self.worker, self.framing._thread) if t is not None]
-        out += list(self._avatar_threads)
+        """Every thread this pipeline started (all dead after stop())."""
+        out = self._stream_threads()
         if self._recorder is not None:
-            out.append(self._recorder._thread)
+            out.append(self._recorder.thread)
         return out
 
-    def __enter__(self) -> Pipeline:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     # output stage --------------------------------------------------------------------------------
+    def _send_vcam(self, vcam: VirtualCameraSink, frame: np.ndarray) -> None:
+        try:
+            vcam.send(frame)
+        except Exception as err:  # noqa: BLE001
+            with self._lock:
+                if self._vcam is vcam:
+                    self._vcam, self._vcam_state = None, "error"
+            vcam.close()
+            self._notice(f"virtual camera stopped ({type(err).__name__}: {err}); turn it on again to retry.")
+
     def _publish(self, bundle: FrameBundle, timings: Timings) -> None:
         with self._lock:
             vcam, recorder = self._vcam, self._recorder
         if vcam is not None:
-            try:
-                vcam.send(bundle.output)
-            except Exception as err:  # noqa: BLE001
-                with self._lock:
-                    if self._vcam is vcam:
-                        self._vcam = None
-                        self._vcam_state = "error"
-                vcam.close()
-                self._notice(f"virtual camera stopped ({type(err).__name__}: {err}); turn it on again to retry.")
+            self._send_vcam(vcam, bundle.output)
         if recorder is not None:
             recorder.write(bundle.output, bundle.t_capture)
         self.last_bundle = bundle
@@ -254,21 +212,59 @@ class Pipeline:
 
     def calibrate(self) -> None:
         """Take the next framed face as the neutral pose."""
-        if self.worker is not None:
-            self.worker.request_calibration()
-        elif self.animator is not None:
-            self.animator.reset_calibration()
+        if self.animator is not None:
+            self.animator.request_calibration()
 
     def set_passthrough(self, enabled: bool) -> None:
-        self._passthrough = bool(enabled)
-        if self.worker is not None:
-            self.worker.passthrough = self._passthrough
+        self.config.passthrough = bool(enabled)  # the worker reads the config on every frame
 
     def set_mirror_output(self, enabled: bool) -> None:
-        self._mirror = bool(enabled)
-        if self.worker is not None:
-            self.worker.mirror = self._mirror
+        self.config.mirror_output = bool(enabled)
 
+    def set_relative(self, enabled: bool) -> None:
+        self.config.relative = bool(enabled)
+        if self.animator is not None:
+            self.animator.motion = RelativeMotion(self.config.relative, self.config.adapt_scale)
+
+    def set_adapt_scale(self, enabled: bool) -> None:
+        self.config.adapt_scale = bool(enabled)
+        if self.animator is not None:
+            self.animator.motion = RelativeMotion(self.config.relative, self.config.adapt_scale)
+
+    def set_stabilize(self, strength: float) -> None:
+        """Keypoint smoothing strength in [0, 1]; 0 turns it off."""
+        self.config.stabilize = float(strength)
+        self._stabilizer = KeypointStabilizer(strength)
+        if self._worker is not None:
+            self._worker.stabilizer = self._stabilizer
+
+    # crop controls -------------------------------------------------------------------------------
+    def zoom_crop(self, factor: float) -> None:
+        """factor > 1 zooms in (the face gets bigger)."""
+        self._framing.zoom_by(factor)
+
+    def move_crop(self, dx: float, dy: float) -> None:
+        """Shift the crop by fractions of its side (+x right, +y down)."""
+        self._framing.move(dx, dy)
+
+    def reset_crop(self) -> None:
+        """Zoom 1, no offset, and forget the tracked face."""
+        self._framing.reset()
+
+    @property
+    def crop_zoom(self) -> float:
+        return self._framing.zoom
+
+    @property
+    def crop_offset(self) -> tuple[float, float]:
+        return self._framing.offset
+
+    def set_framing_mode(self, mode: str) -> None:
+        """"auto" follows the face; "manual" is a fixed centred crop."""
+        self._framing.mode = mode
+        self.config.framing = mode
+
+    # outputs -------------------------------------------------------------------------------------
     def set_vcam_enabled(self, enabled: bool) -> str | None:
         """Turn the virtual camera on or off; None on success, else the one-line fix."""
         with self._lock:
@@ -305,82 +301,87 @@ class Pipeline:
         """Finish the recording; returns the saved file's path (None if nothing was saved)."""
         with self._lock:
             sink, self._recorder = self._recorder, None
-        return sink.close() if sink is not None else None
+        if sink is None:
+            return None
+        saved = sink.close()
+        self._recorded_frames = sink.frames
+        return saved
 
     @property
     def recording(self) -> bool:
         return self._recorder is not None
 
     # avatars -------------------------------------------------------------------------------------
-    def _prepare(self, image) -> tuple[object, np.ndarray]:
+    def _cached(self, image) -> Prepared | None:
         key = _avatar_key(image)
-        cached = self._avatar_cache.get(key)
+        if key is not None:
+            return self._avatar_cache.get(key)
+        # the file is gone (deleted or on an unplugged drive): reuse what was prepared from it
+        return self._avatar_by_path.get(str(Path(image).expanduser().resolve()))
+
+    def _prepare(self, image) -> Prepared:
+        cached = self._cached(image)
         if cached is not None:
             return cached
+        key = _avatar_key(image)
         picture = prepare_avatar_image(image)
-        prepared = self.animator.prepare_source(picture)
-        self._avatar_cache[key] = (prepared, picture)
-        return prepared, picture
+        prepared = (self.animator.prepare_source(picture), picture)
+        self._avatar_cache[key] = prepared
+        if isinstance(key, FileIdentity):
+            self._avatar_by_path[key.path] = prepared
+        return prepared
 
-    def _apply(self, prepared, picture: np.ndarray) -> None:
-        self.animator.use_source(prepared)
+    def _apply(self, source, picture: np.ndarray) -> None:
+        self.animator.use_source(source)
         self._avatar_image = picture
-        if self.worker is not None:
-            self.worker.avatar_changed()
-
-    def _use_avatar(self, image) -> None:
-        self._apply(*self._prepare(image))
+        if self._worker is not None:
+            self._worker.avatar_changed()
 
     @property
     def avatar_image(self) -> np.ndarray:
         return self._avatar_image
 
+    def _load_avatar(self, image, request: int) -> None:
+        try:
+            prepared = self._prepare(image)
+            if request == self._avatar_request and not self._stopped:
+                self._apply(*prepared)
+        except Exception as err:  # noqa: BLE001
+            name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else "the picture"
+            detail = str(err) if isinstance(err, AvatarcamError) else f"{type(err).__name__}: {err}"
+            self._notice(f"avatar {name} failed to load: {detail}")
+        finally:
+            self._avatar_threads[:] = [t for t in self._avatar_threads if t is not threading.current_thread()]
+
     def set_avatar(self, image: str | os.PathLike | np.ndarray) -> None:
         """Switch avatar (a path or an RGB array); returns at once. The avatar is prepared on a
         short-lived thread and cached, so switching back to it is instant. Failures -> on_notice."""
         self._avatar_request += 1
-        request = self._avatar_request
         if self.animator is None:  # not started: remember it for start()
             self.config.avatar = image
             return
-        key = _avatar_key(image)
-        cached = self._avatar_cache.get(key)
-        if cached is None and key.startswith("file:") and key.count(":") == 1:
-            # the file is gone (deleted or on an unplugged drive): reuse what was prepared from it
-            versions = [v for k, v in self._avatar_cache.items() if k.startswith(key + ":")]
-            cached = versions[-1] if versions else None
+        cached = self._cached(image)
         if cached is not None:
             self._apply(*cached)
             return
-
-        def work() -> None:
-            try:
-                prepared, picture = self._prepare(image)
-                if request == self._avatar_request and not self._stopped:
-                    self._apply(prepared, picture)
-            except Exception as err:  # noqa: BLE001
-                name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else "the picture"
-                detail = str(err) if isinstance(err, AvatarcamError) else f"{type(err).__name__}: {err}"
-                self._notice(f"avatar {name} failed to load: {detail}")
-            finally:
-                self._avatar_threads[:] = [t for t in self._avatar_threads if t is not threading.current_thread()]
-
-        thread = threading.Thread(target=work, name="avatarcam-avatar", daemon=True)
+        thread = threading.Thread(target=self._load_avatar, args=(image, self._avatar_request),
+                                  name="avatarcam-avatar", daemon=True)
         self._avatar_threads.append(thread)
         thread.start()
 
     # stats ---------------------------------------------------------------------------------------
     def stats(self) -> PipelineStats:
-        w, cap, anim = self.worker, self.capture, self.animator
+        w, cap, anim, recorder, bundle = self._worker, self._capture, self.animator, self._recorder, self.last_bundle
         t = w.timings if w is not None else Timings()
         return PipelineStats(
-            fps=w.fps if w is not None else 0.0, model_ms=t.model_ms, framing_ms=t.framing_ms,
-            capture_age_ms=t.capture_age_ms, output_ms=t.output_ms, latency_ms=t.latency_ms,
+            **asdict(t), fps=w.fps if w is not None else 0.0,
             dropped=w.dropped if w is not None else 0, frames_out=w.frames_out if w is not None else 0,
+            frames_captured=cap.frames_read if cap is not None else 0,
+            recorded_frames=recorder.frames if recorder is not None else self._recorded_frames,
             camera_state=cap.state if cap is not None else (FAILED if self._stopped else OPENING),
             vcam_state=self._vcam_state,
             device=anim.options.device if anim is not None else "",
             precision=anim.options.precision if anim is not None else "",
             calibrated=bool(anim is not None and anim.is_calibrated),
-            passthrough=self._passthrough,
+            passthrough=self.config.passthrough, face_found=bool(bundle is not None and bundle.face_found),
         )

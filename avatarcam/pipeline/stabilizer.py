@@ -2,14 +2,17 @@
 
 FOMM's keypoints jitter by a fraction of a pixel from frame to frame even on a still face, which
 makes the avatar shimmer. The filter removes that jitter at rest and lets real motion through
-(its cutoff rises with speed). Hook it in with ``animator.keypoint_filter = KeypointStabilizer(0.5)``
-or call it between ``animator.detect`` and ``animator.animate_keypoints``.
+(its cutoff rises with speed). It filters the tensors where they are (no copy to the CPU) and is
+passed to the animator as its keypoint filter.
 """
 
 from __future__ import annotations
 
-from ..engine.motion import Keypoints
-from .framing import OneEuroFilter
+import dataclasses
+from collections.abc import Callable
+
+from ..engine import Keypoints
+from .filters import OneEuroFilter
 
 
 def stabilizer_params(strength: float) -> tuple[float, float]:
@@ -19,24 +22,23 @@ def stabilizer_params(strength: float) -> tuple[float, float]:
 
 
 class KeypointStabilizer:
+    """Call with ``Keypoints`` and the frame time; returns them smoothed, in the input's dtype and device."""
+
     def __init__(self, strength: float = 0.5) -> None:
         self.strength = float(strength)
         min_cutoff, beta = stabilizer_params(strength)
-        self._value = OneEuroFilter(min_cutoff, beta)
-        self._jacobian = OneEuroFilter(min_cutoff, beta)
+        self._filters = {"value": OneEuroFilter(min_cutoff, beta), "jacobian": OneEuroFilter(min_cutoff, beta)}
 
-    @property
-    def enabled(self) -> bool:
-        return self.strength > 0
-
-    def reset(self) -> None:
-        self._value.reset()
-        self._jacobian.reset()
+    def at(self, t: float) -> Callable[[Keypoints], Keypoints]:
+        """This stabiliser as a one-argument keypoint filter for the frame taken at ``t``."""
+        return lambda kp: self(kp, t)
 
     def __call__(self, kp: Keypoints, t: float | None = None) -> Keypoints:
-        if not self.enabled:
+        if self.strength <= 0:
             return kp
-        arrays = kp.numpy()
-        value = self._value(arrays["value"], t)
-        jacobian = self._jacobian(arrays["jacobian"], t) if "jacobian" in arrays else None
-        return Keypoints.from_numpy(value, jacobian, device=kp.value.device)
+        smoothed = {}
+        for key, filt in self._filters.items():
+            ref = getattr(kp, key)
+            if ref is not None:
+                smoothed[key] = filt(ref, t).to(dtype=ref.dtype)
+        return dataclasses.replace(kp, **smoothed)

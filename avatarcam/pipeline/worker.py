@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..imaging import to_uint8
 from .capture import CaptureThread, Frame
+from .config import PipelineConfig
 from .framing import FaceFramer, FramingResult
-from .outputs import letterbox, to_uint8
+from .outputs import letterbox
 from .stabilizer import KeypointStabilizer
 
 
@@ -49,11 +51,12 @@ class InferenceWorker(threading.Thread):
 
     ``publish(bundle, timings)`` does the output stage (sinks, listeners) and returns when done.
     ``get_avatar()`` returns the current avatar (256x256 uint8) for the no-face / idle picture.
+    ``config`` is read on every frame (passthrough, mirror_output, vcam_size): the live controls.
     """
 
-    def __init__(self, capture: CaptureThread, framer: FaceFramer, animator, *,
+    def __init__(self, capture: CaptureThread, framer: FaceFramer, animator, config: PipelineConfig, *,
                  publish: Callable[[FrameBundle, Timings], None], get_avatar: Callable[[], np.ndarray],
-                 out_size: tuple[int, int] = (640, 480), stabilizer: KeypointStabilizer | None = None,
+                 stabilizer: KeypointStabilizer | None = None,
                  notice: Callable[[str], None] | None = None, poll_s: float = 0.1) -> None:
         super().__init__(name="avatarcam-inference", daemon=True)
         self.capture = capture
@@ -61,26 +64,19 @@ class InferenceWorker(threading.Thread):
         self.animator = animator
         self.publish = publish
         self.get_avatar = get_avatar
-        self.out_size = out_size
-        self.stabilizer = stabilizer
+        self.config = config
+        self.stabilizer = stabilizer or KeypointStabilizer(0.0)  # replaced by Pipeline.set_stabilize
         self.notice = notice or (lambda msg: None)
         self.poll_s = poll_s
-        self.passthrough = False
-        self.mirror = False
         self.dropped = 0
         self.frames_out = 0
-        self.processed: list[int] = []  # indices of the last processed camera frames (tests, bench)
         self.timings = Timings()
         self._out_times: deque[float] = deque(maxlen=60)
         self._last_result: np.ndarray | None = None  # last good model output (256x256 uint8)
-        self._calibrate = threading.Event()
         self._halt = threading.Event()
         self._errors = 0
 
     # control -----------------------------------------------------------------------------------
-    def request_calibration(self) -> None:
-        self._calibrate.set()
-
     def avatar_changed(self) -> None:
         """Forget the held frame of the previous avatar."""
         self._last_result = None
@@ -110,15 +106,11 @@ class InferenceWorker(threading.Thread):
             self.step(frame)
 
     def _animate(self, crop: np.ndarray, t: float) -> np.ndarray | None:
-        anim = self.animator
+        """THE frame -> picture route of the stream (neutral pose: the first frame, or the next one
+        after ``Pipeline.calibrate``)."""
+        anim, stabilizer = self.animator, self.stabilizer
         try:
-            kp = anim.detect(crop)
-            if self.stabilizer is not None:
-                kp = self.stabilizer(kp, t)
-            if self._calibrate.is_set():
-                self._calibrate.clear()
-                anim.calibrate(keypoints=kp)
-            result = to_uint8(anim.animate_keypoints(kp))
+            result = to_uint8(anim.animate(crop, keypoint_filter=stabilizer.at(t)))
             self._errors = 0
             return result
         except Exception as err:  # noqa: BLE001 - keep streaming; report once per burst
@@ -134,17 +126,18 @@ class InferenceWorker(threading.Thread):
         t_framed = time.monotonic()
         timings.framing_ms = (t_framed - t_pick) * 1000
         avatar = self.get_avatar()
-        if not self.passthrough and framed.face_found and framed.crop is not None:
+        cfg = self.config
+        if not cfg.passthrough and framed.face_found and framed.crop is not None:
             result = self._animate(framed.crop, frame.t)
             if result is not None:
                 self._last_result = result
         t_model = time.monotonic()
         timings.model_ms = (t_model - t_framed) * 1000
-        if self.passthrough:
-            output = letterbox(frame.image, self.out_size, self.mirror)
+        if cfg.passthrough:
+            output = letterbox(frame.image, cfg.vcam_size, cfg.mirror_output)
         else:  # no face: hold the last good frame (or the still avatar), never garbage
             shown = self._last_result if self._last_result is not None else avatar
-            output = letterbox(shown, self.out_size, self.mirror)
+            output = letterbox(shown, cfg.vcam_size, cfg.mirror_output)
         bundle = FrameBundle(output, frame.image, framed.box, avatar, framed.face_found, frame.index,
                              framed.crop, frame.t, t_pick)
         self.publish(bundle, timings)
@@ -154,7 +147,4 @@ class InferenceWorker(threading.Thread):
         self.timings = timings
         self.frames_out += 1
         self._out_times.append(t_done)
-        self.processed.append(frame.index)
-        if len(self.processed) > 1000:
-            del self.processed[:500]
         return bundle

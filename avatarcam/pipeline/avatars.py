@@ -1,7 +1,8 @@
 """Avatar pictures: the bundled ``avatars/`` folder plus the user's avatar folder.
 
 Qt-free. ``add_avatar`` validates an image, crops it around its face and copies it into the
-user's avatar folder under a name that never replaces an existing file.
+user's avatar folder under a name that never replaces an existing file. ``prepare_avatar_image``
+turns any picture into the model's 256x256 avatar.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import paths
-from .errors import MediaError
-from .imaging import IMAGE_SUFFIXES, center_square, load_image, resize_square
+from .. import paths
+from ..errors import AvatarcamError, MediaError
+from ..imaging import IMAGE_SUFFIXES, center_square, load_image, resize_square, to_rgb_float, to_uint8
+from .crop import CROP_SIZE, crop_portrait
 
-AVATAR_SIZE = 256
+AVATAR_SIZE = CROP_SIZE
 
 
 @dataclass(frozen=True)
@@ -51,32 +53,36 @@ def list_avatars(user_dir: str | os.PathLike | None = None,
     return out
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint8:
-        return image
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 def crop_face(image: np.ndarray) -> np.ndarray:
-    """A square portrait around the picture's face, AVATAR_SIZE x AVATAR_SIZE RGB uint8.
-
-    Uses the pipeline's face framing when available; otherwise the centred square.
-    """
+    """A square portrait around the picture's face, AVATAR_SIZE x AVATAR_SIZE RGB uint8; the
+    centred square when the face detector fails."""
     img = to_uint8(image)
     try:
-        from .pipeline.framing import crop_portrait
-    except ImportError:
-        crop_portrait = None
-    if crop_portrait is not None:
-        try:
-            out = np.asarray(crop_portrait(img))
-            if out.ndim == 3 and out.shape[2] == 3:
-                return resize_square(to_uint8(out), AVATAR_SIZE)
-        except MediaError:
-            raise
-        except Exception:  # a detector problem must not stop the user adding a picture
-            pass
-    return resize_square(np.ascontiguousarray(center_square(img)), AVATAR_SIZE)
+        return resize_square(crop_portrait(img), AVATAR_SIZE)
+    except MediaError:
+        raise
+    except Exception:  # noqa: BLE001 - a detector problem must not stop the user adding a picture
+        return resize_square(np.ascontiguousarray(center_square(img)), AVATAR_SIZE)
+
+
+def default_avatar() -> str:
+    """The first bundled avatar (``avatars/`` in the install)."""
+    folder = paths.bundled_avatars_dir()
+    found = _images_in(folder)
+    if not found:
+        raise AvatarcamError(f"no bundled avatars in {folder}; pass --avatar PATH with a portrait picture.")
+    return str(found[0])
+
+
+def prepare_avatar_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
+    """A path or an array -> the 256x256 uint8 avatar. A picture of exactly 256x256 is taken as
+    already framed; anything else is cropped around its face (``crop_portrait``)."""
+    if isinstance(image, (str, os.PathLike)):
+        image = load_image(image)
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[:2] == (AVATAR_SIZE, AVATAR_SIZE):
+        return to_uint8(to_rgb_float(arr))
+    return crop_portrait(arr)
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._ -]+")

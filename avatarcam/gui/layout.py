@@ -1,0 +1,173 @@
+"""The main window's widgets: built here, referenced through one ``WindowWidgets`` dataclass.
+
+Only construction and placement live here; the window connects the signals and owns behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QAction
+from PyQt6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QStackedWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..settings import Settings
+from . import keymap
+from .gallery import Gallery
+from .panels import CameraPanel, MissingCheckpointPanel, NoticeBar
+from .previews import CameraView, OutputView
+
+PAGE_LIVE, PAGE_CHECKPOINT, PAGE_CAMERA = 0, 1, 2  # the pages of WindowWidgets.stack, in this order
+STATUS_FIELDS = (("fps", "Frames per second sent to the virtual camera"), ("model", "Model time per frame"),
+                 ("latency", "Camera-to-output latency"), ("device", "Inference device and precision"),
+                 ("vcam", "Virtual camera state"))
+# (attribute, text, tooltip, hotkey action, checkable); None = a separator
+TOOLBAR = (
+    ("calibrate", "Calibrate", "Take your current face as the neutral pose: look straight, match the avatar's "
+     "pose, then calibrate", "calibrate", False),
+    None,
+    ("vcam", "Virtual camera", "Send the output to the virtual camera 'avatarcam'", None, True),
+    ("passthrough", "Passthrough", "Send your real camera picture instead of the avatar", "passthrough", True),
+    ("mirror", "Mirror", "Mirror the output (what the virtual camera sends)", "mirror_output", True),
+    ("record", "Record", "Record the output to an .mp4 file", None, True),
+    None,
+    ("add", "Add avatar...", "Add a portrait picture (or drop one on the gallery)", None, False),
+    ("settings", "Settings...", "Camera, model, framing and virtual-camera settings", None, False),
+    ("help", "Keys", "Show the key map", "help", False),
+)
+
+
+@dataclass
+class ToolbarActions:
+    calibrate: QAction
+    vcam: QAction
+    passthrough: QAction
+    mirror: QAction
+    record: QAction
+    add: QAction
+    settings: QAction
+    help: QAction
+
+
+@dataclass
+class WindowWidgets:
+    actions: ToolbarActions
+    gallery: Gallery
+    output_view: OutputView
+    camera_view: CameraView
+    hint: QLabel
+    stack: QStackedWidget  # PAGE_LIVE, PAGE_CHECKPOINT, PAGE_CAMERA
+    checkpoint_panel: MissingCheckpointPanel
+    camera_panel: CameraPanel
+    notice_bar: NoticeBar
+    status_state: QLabel
+    status_labels: dict[str, QLabel]  # STATUS_FIELDS keys
+
+
+def _toolbar(window: QMainWindow) -> ToolbarActions:
+    bar = QToolBar("Controls")
+    bar.setMovable(False)
+    bar.setFloatable(False)
+    bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    window.addToolBar(bar)
+    actions: dict[str, QAction] = {}
+    for entry in TOOLBAR:
+        if entry is None:
+            bar.addSeparator()
+            continue
+        name, text, tip, key_action, checkable = entry
+        keys = keymap.keys_of(key_action) if key_action else ""
+        action = QAction(text, window)
+        action.setToolTip(f"{tip} ({keys})" if keys else tip)
+        action.setCheckable(checkable)
+        bar.addAction(action)
+        actions[name] = action
+    actions["calibrate"].setObjectName("calibrate")
+    button = bar.widgetForAction(actions["calibrate"])
+    if button is not None:
+        button.setObjectName("primaryTool")  # styled as the main action (app.STYLE)
+    return ToolbarActions(**actions)
+
+
+def _previews(settings: Settings) -> tuple[OutputView, CameraView, QLabel]:
+    output_view = OutputView()
+    output_view.show_stats = settings.show_stats
+    output_view.setToolTip("Exactly what the virtual camera sends")
+    camera_view = CameraView()
+    camera_view.mirrored = settings.mirror_preview
+    camera_view.show_overlay = settings.overlay
+    camera_view.overlay_opacity = settings.overlay_opacity
+    camera_view.setToolTip("Your camera. The rectangle is the face crop the model sees "
+                           "(W/S zoom, U/H/J/K move, Shift+Z reset). O shows the avatar over it.")
+    hint = QLabel("Look straight into the camera with a relaxed face, match the avatar's pose "
+                  "(O shows it over your face), then press <b>X</b> to calibrate.")
+    hint.setWordWrap(True)
+    hint.setObjectName("hint")
+    return output_view, camera_view, hint
+
+
+def _live_page(output_view: OutputView, camera_view: CameraView, hint: QLabel) -> QWidget:
+    right = QWidget()
+    column = QVBoxLayout(right)
+    column.setContentsMargins(0, 0, 0, 0)
+    column.addWidget(camera_view, 1)
+    column.addWidget(hint)
+    split = QSplitter(Qt.Orientation.Horizontal)
+    split.addWidget(output_view)
+    split.addWidget(right)
+    split.setStretchFactor(0, 3)
+    split.setStretchFactor(1, 2)
+    split.setChildrenCollapsible(False)
+    live = QWidget()
+    page = QVBoxLayout(live)
+    page.setContentsMargins(0, 0, 0, 0)
+    page.addWidget(split, 1)
+    return live
+
+
+def _status_bar(window: QMainWindow) -> tuple[QLabel, dict[str, QLabel]]:
+    bar = window.statusBar()
+    state = QLabel("Starting...")
+    bar.addWidget(state, 1)
+    labels: dict[str, QLabel] = {}
+    for key, tip in STATUS_FIELDS:
+        label = QLabel("")
+        label.setObjectName("statusField")
+        label.setToolTip(tip)
+        bar.addPermanentWidget(label)
+        labels[key] = label
+    return state, labels
+
+
+def build_window(window: QMainWindow, settings: Settings) -> WindowWidgets:
+    """Create the toolbar, the gallery, the page stack and the status bar inside ``window``."""
+    actions = _toolbar(window)
+    actions.vcam.setChecked(settings.vcam)
+    actions.mirror.setChecked(settings.mirror_output)
+    output_view, camera_view, hint = _previews(settings)
+    checkpoint_panel, camera_panel = MissingCheckpointPanel(), CameraPanel()
+    stack = QStackedWidget()
+    for page in (_live_page(output_view, camera_view, hint), checkpoint_panel, camera_panel):
+        stack.addWidget(page)
+    gallery, notice_bar = Gallery(), NoticeBar()
+    center = QWidget()
+    column = QVBoxLayout(center)
+    column.setContentsMargins(8, 6, 8, 4)
+    column.addWidget(notice_bar)
+    row = QHBoxLayout()
+    row.addWidget(gallery)
+    row.addWidget(stack, 1)
+    column.addLayout(row, 1)
+    window.setCentralWidget(center)
+    status_state, status_labels = _status_bar(window)
+    return WindowWidgets(actions, gallery, output_view, camera_view, hint, stack, checkpoint_panel, camera_panel,
+                         notice_bar, status_state, status_labels)

@@ -1,0 +1,60 @@
+"""The settings dialog: its choices come from the single declarations; applying restarts or adjusts."""
+
+from __future__ import annotations
+
+import pytest
+from gui_support import TIMEOUT_MS
+
+from avatarcam.engine.options import DEVICES, PRECISIONS
+from avatarcam.gui.settings_dialog import SettingsDialog
+from avatarcam.settings import Settings, load_settings
+
+pytest_plugins = ("gui_fixtures",)
+
+
+def items(combo) -> tuple:
+    return tuple(combo.itemData(i) for i in range(combo.count()))
+
+
+def test_the_dialog_offers_the_declared_choices(qtbot, make_window):
+    w = make_window(Settings(vcam=False), autostart=False)
+    dlg = SettingsDialog(w.settings, w)
+    assert items(dlg.device) == DEVICES and items(dlg.precision) == PRECISIONS
+    dlg.reject()
+
+
+def test_the_dialog_returns_the_edited_settings_and_keeps_the_original(qtbot, make_window):
+    w = make_window(Settings(vcam=False), autostart=False)
+    dlg = SettingsDialog(w.settings, w)
+    dlg.capture_size.setCurrentIndex(dlg.capture_size.findData("1280x720"))
+    dlg.camera.setEditText("/videos/me.mp4")
+    dlg.device.setCurrentIndex(dlg.device.findData("cpu"))
+    dlg.zoom.setValue(1.5)
+    dlg.relative.setChecked(False)
+    new = dlg.result_settings()
+    dlg.reject()
+    assert new.capture_size == (1280, 720) and new.camera == "/videos/me.mp4" and new.device == "cpu"
+    assert new.zoom == 1.5 and not new.relative and w.settings.relative
+
+
+def test_applying_a_new_camera_restarts_and_saves(qtbot, make_window):
+    w = make_window(Settings(vcam=False), autostart=False)
+    gen = w.controller.generation
+    w.apply_settings(w.settings.copy(camera="/videos/me.mp4"))  # restart (off the GUI thread)
+    assert w.controller.generation == gen + 1
+    assert load_settings()[0].camera == "/videos/me.mp4"
+
+
+def test_applying_a_new_zoom_adjusts_the_running_crop(qtbot, live_window):
+    w = live_window
+    gen, pipeline = w.controller.generation, w.pipeline
+    w.apply_settings(w.settings.copy(zoom=1.5))
+    assert w.controller.generation == gen and w.pipeline is pipeline  # no restart
+    assert pipeline.crop_zoom == pytest.approx(1.5)
+
+
+def test_a_startup_notice_is_shown(qtbot, make_window):
+    w = make_window(Settings(vcam=False), notice="Settings file x could not be read, so defaults are used.",
+                    autostart=False)
+    qtbot.waitUntil(w.ui.notice_bar.isVisible, timeout=TIMEOUT_MS)
+    assert "defaults" in w.ui.notice_bar.label.text()
