@@ -301,6 +301,36 @@ def test_pipeline_runs_on_the_remote_worker(tmp_path, remote_worker):
     assert remote.stats().error == "" and not [n for n in pipeline.notices if "failed" in n]
 
 
+def test_run_command_with_remote_worker(tmp_path, remote_worker):
+    """`avatarcam run --remote URL --token T` in a subprocess: records frames made on the worker; a
+    wrong token is one line and exit 2."""
+    import subprocess
+    import sys
+
+    from avatarcam.demo import face_on_background, write_clip
+    from avatarcam.video import VideoReader
+
+    clip = write_clip(tmp_path / "c.mp4", face_on_background([(150 + 4 * i, 120) for i in range(30)], 200), 30.0)
+    out = tmp_path / "out.mp4"
+    common = ["--camera", clip, "--checkpoint", str(remote_worker.checkpoint), "--no-vcam", "--detector", "lbp",
+              "--remote", remote_worker.url]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "avatarcam", "run", *common, *args], capture_output=True,
+                              text=True, timeout=180)
+
+    res = run("--token", remote_worker.token, "--record", str(out), "--max-frames", "12")
+    assert res.returncode == 0, res.stderr
+    assert f"remote torch-cpu fp32 @ {remote_worker.url} connected" in res.stderr and "Traceback" not in res.stderr
+    with VideoReader(out) as reader:
+        assert len(list(reader)) >= 10
+    res = run("--token", "wrong", "--max-frames", "3")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert [line for line in res.stderr.splitlines() if "error" in line] == [
+        f"avatarcam: error: remote worker {remote_worker.url}: wrong or missing token; use the token the server "
+        "was started with (--token or $AVATARCAM_TOKEN)"]
+
+
 def test_worker_killed_mid_stream_client_holds_then_resumes(remote_worker, avatars, frames):
     """Runs last: it kills a replica (Serve starts a new one). Nothing crashes; the stream resumes."""
     import ray

@@ -9,6 +9,7 @@ import threading
 import time
 
 from ..errors import OutputError
+from ..remote.cli import add_client_arguments, await_worker, connect_from_args
 
 HELP = "Animate an avatar with your webcam into a virtual camera (no window)."
 
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mirror", action="store_true", help="mirror the output left-right")
     parser.add_argument("--passthrough", action="store_true", help="send the real camera picture (no avatar)")
     parser.add_argument("--no-loop", action="store_true", help="a video file as camera stops at its end")
+    add_client_arguments(parser)  # --remote URL --token T ...: the model step on an `avatarcam serve` worker
 
 
 def _status_line(stats) -> str:
@@ -111,12 +113,14 @@ def main(args: argparse.Namespace) -> int:
         with lock:
             print(("\r\033[K" if tty else "") + f"avatarcam: {message}", file=sys.stderr, flush=True)
 
-    pipeline = Pipeline(_config(args))
+    remote = connect_from_args(args)  # None unless --remote
+    pipeline = Pipeline(_config(args), remote)
     pipeline.on_notice = say
     done = threading.Event()
     target = max(0, args.max_frames)
     pipeline.add_listener(lambda bundle: target and pipeline.stats().frames_out + 1 >= target and done.set())
     pipeline.start()  # AvatarcamError (camera, checkpoint, avatar, record path) -> one line, exit 2
+    await_worker(remote, pipeline, say)
     vcam_ok = _open_vcam(pipeline, args, say)
     interrupted = False
     previous = signal.getsignal(signal.SIGINT)
@@ -130,6 +134,8 @@ def main(args: argparse.Namespace) -> int:
             stats = pipeline.stats()
             path = pipeline.stop_recording() if pipeline.recording else None
             pipeline.stop()
+            if remote is not None:
+                remote.close()
         finally:
             signal.signal(signal.SIGINT, previous)
     if tty:

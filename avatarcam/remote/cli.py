@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 
 from ..errors import AvatarcamError
 from ..paths import find_checkpoint
 from .protocol import DEFAULT_QUALITY, DOWNLINKS, MODES, QUALITY_RANGE
 
 TOKEN_ENV = "AVATARCAM_TOKEN"
+READY_TIMEOUT_S = 30.0  # connect, upload the avatar once, prepare it on a replica
 
 
 def _quality(text: str) -> int:
@@ -58,3 +60,18 @@ def connect_from_args(args: argparse.Namespace, avatar=None):
                              "or use --uplink image")
     return RemoteAnimator.connect(args.remote, token, checkpoint=checkpoint if mode == "keypoints" else None,
                                   avatar=avatar, mode=mode, downlink=args.downlink, quality=args.jpeg_quality)
+
+
+def await_worker(remote, pipeline, say: Callable[[str], None]) -> None:
+    """After ``pipeline.start()`` handed the avatar to ``remote`` (None: nothing to do): wait until the
+    worker has it, then report link changes through ``say``. On a refusal, stops the pipeline and raises."""
+    if remote is None:
+        return
+    try:
+        remote.wait_ready(READY_TIMEOUT_S)
+    except AvatarcamError:
+        pipeline.stop()
+        remote.close()
+        raise
+    remote.on_state = say
+    say(remote.describe())

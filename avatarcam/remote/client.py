@@ -18,6 +18,7 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -129,6 +130,7 @@ class RemoteAnimator:
         self.motion = motion or RelativeMotion()  # read per frame: a change applies to the next one
         self.size = detector.size if detector is not None else size
         self._stats = RemoteStats()
+        self.on_state: Callable[[str], None] | None = None  # one line when the link is lost / refused / back
         self._lock = threading.Condition()  # guards everything below, shared with the loop thread
         self._source: RemoteSource | None = None
         self._source_kp: Keypoints | None = None  # the avatar's keypoints, from the worker's ready
@@ -353,9 +355,21 @@ class RemoteAnimator:
             if isinstance(err, Refused):
                 self._stats.state, self._stats.error = "refused", str(err)
             elif err is not None and not self._closed:
+                was = self._stats.state
                 self._stats.state, self._stats.error = "reconnecting", f"{type(err).__name__}: {err}"
                 self._stats.reconnects += 1
+                err = err if was != "reconnecting" else None  # tell once per outage, not per attempt
             self._lock.notify_all()
+        if err is not None and not self._closed:
+            self._tell(f"remote worker {self.remote.url}: {self._stats.state} ({self._stats.error})")
+
+    def _tell(self, message: str) -> None:
+        callback = self.on_state
+        if callback is not None:
+            try:
+                callback(message)
+            except Exception:  # noqa: BLE001 - a UI callback must never break the link
+                pass
 
     async def _session(self, source: RemoteSource) -> None:
         from websockets.exceptions import ConnectionClosed
@@ -405,11 +419,14 @@ class RemoteAnimator:
         value, jacobian = keypoints_from_json(msg["keypoints"])
         with self._lock:
             self._source_kp = Keypoints.from_numpy(value, jacobian)
+            resumed = self._stats.state == "reconnecting"
             self._stats.state, self._stats.replica, self._stats.error = "connected", msg["replica"], ""
             self._stats.engine = msg["engine"]
             self._last_heard = time.monotonic()
             self._lock.notify_all()
         self._wake.set()
+        if resumed:
+            self._tell(f"remote worker {self.remote.url}: connected again")
 
     async def _send_loop(self, ws) -> None:
         while True:
