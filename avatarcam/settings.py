@@ -24,6 +24,7 @@ from .pipeline.config import CAPTURE_SIZES, DETECTORS, FRAMINGS, VCAM_SIZES, Pip
 SETTINGS_NAME = "settings.json"
 MAX_SETTINGS_BYTES = 1 << 20
 OVERLAY_OPACITY_RANGE = (0.05, 0.95)
+MODEL_PLACES = ("local", "remote")  # the model runs on this computer | an `avatarcam serve` worker
 
 
 @dataclass
@@ -35,6 +36,9 @@ class Settings(PipelineConfig):
     overlay_opacity: float = field(default=0.4, metadata={"range": OVERLAY_OPACITY_RANGE})
     show_stats: bool = False
     record_dir: str | None = None  # None = the user's videos folder
+    model_on: str = field(default="local", metadata={"choices": MODEL_PLACES})
+    remote_url: str | None = None  # ws://host:port of the worker (docs/remote.md)
+    remote_token: str | None = None  # None = $AVATARCAM_TOKEN; kept in the settings file like the rest
 
     def copy(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -126,4 +130,4 @@ def checkpoint_path(settings: Settings) -> Path:
 
 __all__ = ["Settings", "load_settings", "save_settings", "settings_path", "from_dict", "to_dict",
            "checkpoint_path", "DEVICES", "PRECISIONS", "FRAMINGS", "DETECTORS", "CAPTURE_SIZES", "VCAM_SIZES",
-           "OVERLAY_OPACITY_RANGE"]
+           "OVERLAY_OPACITY_RANGE", "MODEL_PLACES"]

@@ -43,6 +43,7 @@ class PipelineController(QObject):
         self._running = None  # the pipeline the worker started last
         self._animator = None
         self._animator_key: tuple | None = None
+        self._remote = None  # the RemoteAnimator of the running pipeline when the model runs on a worker
         self.vcam_backend: str | None = None  # a pyvirtualcam backend name (tests); None = the OS default
 
     @property
@@ -104,11 +105,14 @@ class PipelineController(QObject):
 
     def _stop_running(self) -> None:
         p, self._running = self._running, None
+        remote, self._remote = self._remote, None
         if p is not None:
             try:
                 p.stop(timeout=2.0)
             except Exception:  # noqa: BLE001 - stopping must never raise into the GUI
                 pass
+        if remote is not None:
+            remote.close()
 
     def _load_animator(self, path: Path, settings: Settings):
         from ..pipeline.loading import load_animator
@@ -160,6 +164,8 @@ class PipelineController(QObject):
 
     def _job_load(self, settings: Settings, gen: int):
         """The animator for these settings, or None after emitting ``failed``."""
+        if settings.model_on == "remote":
+            return self._connect_remote(settings, gen)
         path = checkpoint_path(settings)
         if not path.is_file():
             from ..engine.checkpoint import where_to_get
@@ -173,6 +179,19 @@ class PipelineController(QObject):
         except Exception as err:  # noqa: BLE001
             self._emit(self.failed, "checkpoint", f"{path}: could not be loaded ({type(err).__name__}: {err}).", gen)
         return None
+
+    def _connect_remote(self, settings: Settings, gen: int):
+        """The model step on an `avatarcam serve` worker (docs/remote.md); link changes become notices."""
+        from ..remote.cli import connect_remote
+
+        self._emit(self.busy, f"Connecting to the worker {settings.remote_url or ''}...")
+        try:
+            self._remote = connect_remote(settings.remote_url, settings.remote_token, checkpoint_path(settings))
+        except AvatarcamError as err:
+            self._emit(self.failed, "other", str(err), gen)
+            return None
+        self._remote.on_state = lambda text, g=gen: self._on_notice(text, g)
+        return self._remote
 
     def _open_pipeline(self, settings: Settings, avatar: str | None, animator, gen: int):
         from ..pipeline import Pipeline

@@ -18,6 +18,7 @@ from ..errors import AvatarcamError
 from ..imaging import IMAGE_SUFFIXES
 from ..paths import CHECKPOINT_NAME
 from ..pipeline import avatars as avatar_store
+from ..remote.client import RemoteAnimator
 from ..settings import Settings, save_settings
 from .controller import PipelineController
 from .hotkeys import HotkeyFilter, KeyMapDialog
@@ -38,13 +39,15 @@ def _set_quietly(action: QAction, checked: bool) -> None:
     action.blockSignals(False)
 
 
-def stats_text(st) -> str:
-    """The statistics overlay of the output preview (I key)."""
+def stats_text(st, remote=None) -> str:
+    """The statistics overlay of the output preview (I key); ``remote``: a RemoteAnimator's stats."""
+    link = [f"remote    {remote.state}", f"rtt       {remote.rtt_ms:6.1f} ms",
+            f"in flight {remote.in_flight:6d}"] if remote is not None else []
     return "\n".join([
         f"fps       {st.fps:6.1f}", f"model     {st.model_ms:6.1f} ms", f"latency   {st.latency_ms:6.1f} ms",
         f"dropped   {st.dropped:6d}", f"frames    {st.frames_out:6d}", f"camera    {st.camera_state}",
         f"vcam      {st.vcam_state}", f"device    {st.device} {st.precision}",
-        f"calibrated {'yes' if st.calibrated else 'no'}"])
+        f"calibrated {'yes' if st.calibrated else 'no'}", *link])
 
 
 class MainWindow(QMainWindow):
@@ -186,7 +189,8 @@ class MainWindow(QMainWindow):
             self.ui.status_state.setText("Look into the camera, match the avatar's pose and press X to calibrate")
         else:
             self.ui.status_state.setText("Calibrated. Choose 'avatarcam' as the camera in your video-call app")
-        view.stats_text = stats_text(st)
+        anim = self.pipeline.animator
+        view.stats_text = stats_text(st, anim.stats() if isinstance(anim, RemoteAnimator) else None)
         view.update()
 
     # settings -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from PyQt6.QtWidgets import (
 from ..engine.options import DEVICES, PRECISIONS
 from ..paths import CHECKPOINT_NAME
 from ..pipeline.config import CAPTURE_SIZES, FPS_RANGE, FRAMINGS, VCAM_SIZES, ZOOM_RANGE
-from ..settings import Settings
+from ..settings import MODEL_PLACES, Settings
 from .panels import CHECKPOINT_FILTER, VIDEO_FILTER, CameraProber
 
 # The choices and ranges the dialog offers are declared once, outside the GUI (engine/options.py,
@@ -119,6 +119,15 @@ class SettingsDialog(QDialog):
         self.adapt_scale = QCheckBox("Adapt movement scale to the avatar")
         self.adapt_scale.setChecked(s.adapt_scale)
         form.addRow("", self.adapt_scale)
+        self.model_on = _choice(MODEL_PLACES, s.model_on, {"local": "this computer", "remote": "a remote worker"})
+        form.addRow("Model runs on", self.model_on)
+        self.remote_url = QLineEdit(s.remote_url or "")
+        self.remote_url.setPlaceholderText("ws://gpu-host:8000 (avatarcam serve)")
+        form.addRow("Worker address", self.remote_url)
+        self.remote_token = QLineEdit(s.remote_token or "")
+        self.remote_token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.remote_token.setPlaceholderText("the worker's token (default: $AVATARCAM_TOKEN)")
+        form.addRow("Worker token", self.remote_token)
         return box
 
     def _framing_box(self, s: Settings) -> QGroupBox:
@@ -182,6 +191,9 @@ class SettingsDialog(QDialog):
             precision=self.precision.currentData(),
             relative=self.relative.isChecked(),
             adapt_scale=self.adapt_scale.isChecked(),
+            model_on=self.model_on.currentData(),
+            remote_url=self.remote_url.text().strip() or None,
+            remote_token=self.remote_token.text().strip() or None,
             framing=self.framing.currentData(),
             zoom=float(self.zoom.value()),
             vcam=self.vcam.isChecked(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from ..errors import AvatarcamError
 from ..paths import find_checkpoint
@@ -39,27 +40,36 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def connect_from_args(args: argparse.Namespace, avatar=None):
-    """A RemoteAnimator for ``--remote`` (None without it). The keypoint detector runs here when the
-    weights are found (``--checkpoint`` or the usual places); else face crops are sent. With ``avatar``
-    it waits until the worker is ready. Raises a one-line AvatarcamError."""
+    """A RemoteAnimator for ``--remote`` (None without it); see :func:`connect_remote`."""
     if not getattr(args, "remote", None):
         return None
-    token = args.token or os.environ.get(TOKEN_ENV)
+    return connect_remote(args.remote, args.token, find_checkpoint(getattr(args, "checkpoint", None)), avatar=avatar,
+                          mode=args.uplink, downlink=args.downlink, quality=args.jpeg_quality)
+
+
+def connect_remote(url: str | None, token: str | None, checkpoint: Path | None, *, avatar=None,
+                   mode: str | None = None, **options):
+    """A RemoteAnimator for the worker at ``url`` (the CLI's --remote, the GUI's "Model runs on").
+    The keypoint detector runs here when ``checkpoint`` is a file; else face crops are sent. ``token``
+    None: ``$AVATARCAM_TOKEN``. With ``avatar`` it waits until the worker is ready. One-line AvatarcamError."""
+    if not url:
+        raise AvatarcamError("no remote worker address; give one like ws://gpu-host:8000 (docs/remote.md).")
+    token = token or os.environ.get(TOKEN_ENV)
     if not token:
-        raise AvatarcamError(f"--remote needs the worker's token: pass --token T or set ${TOKEN_ENV}.")
+        raise AvatarcamError(f"the remote worker needs its token: pass --token T, set ${TOKEN_ENV}, or enter it "
+                             "in the settings.")
     try:
         from .client import RemoteAnimator
     except ImportError as err:
         raise AvatarcamError(f"the remote client needs {err.name}; install it with: "
                              'pip install "avatarcam[serve]"') from None
-    found = find_checkpoint(getattr(args, "checkpoint", None))
-    checkpoint = str(found) if found.is_file() else None
-    mode = args.uplink or ("keypoints" if checkpoint else "image")
-    if mode == "keypoints" and not checkpoint:
-        raise AvatarcamError(f"{found}: no model weights here for --uplink keypoints; pass --checkpoint PATH "
+    local = str(checkpoint) if checkpoint is not None and checkpoint.is_file() else None
+    mode = mode or ("keypoints" if local else "image")
+    if mode == "keypoints" and not local:
+        raise AvatarcamError(f"{checkpoint}: no model weights here for the keypoint uplink; pass --checkpoint PATH "
                              "or use --uplink image")
-    return RemoteAnimator.connect(args.remote, token, checkpoint=checkpoint if mode == "keypoints" else None,
-                                  avatar=avatar, mode=mode, downlink=args.downlink, quality=args.jpeg_quality)
+    return RemoteAnimator.connect(url, token, checkpoint=local if mode == "keypoints" else None, avatar=avatar,
+                                  mode=mode, **options)
 
 
 def await_worker(remote, pipeline, say: Callable[[str], None]) -> None:
