@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout, and its synthetic test data
 
-from avatarcam.demo import face_on_background, write_clip, write_synthetic_checkpoint  # noqa: E402
+from synthetic import face_on_background, write_clip, write_synthetic_checkpoint  # noqa: E402
+
 from avatarcam.engine import Animator, EngineOptions, FOMMConfig  # noqa: E402
 from avatarcam.pipeline import Pipeline, PipelineConfig  # noqa: E402
 

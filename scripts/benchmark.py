@@ -5,7 +5,7 @@
                                 [--batch 1,4,16,64]
 
 Same input for all: the astronaut portrait as the avatar, warped copies of it as driving frames
-(``avatarcam.demo``). Variants are timed interleaved (frame by frame, rotating the order) so that
+(``tests/synthetic.py``). Variants are timed interleaved (frame by frame, rotating the order) so that
 machine load hits them alike; medians and p90 are reported.
 
 * ``naive``: the authors' demo loop: keypoint detector on the frame + the full generator forward
@@ -33,9 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout, and its synthetic test data
 
-from avatarcam.demo import astronaut_face, driving_frames, write_synthetic_checkpoint  # noqa: E402
+from synthetic import astronaut_face, driving_frames, write_synthetic_checkpoint  # noqa: E402
+
 from avatarcam.engine import AnimateJob, Animator, EngineOptions, normalize_kp  # noqa: E402
 from avatarcam.engine.options import DEVICES  # noqa: E402
 from avatarcam.engine.precision import cpu_has_native_bf16, psnr, resolve_device  # noqa: E402

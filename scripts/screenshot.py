@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout, and its synthetic test data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AVATARCAM_CONFIG_DIR"] = str(tmp / "config")
     os.environ["AVATARCAM_DATA_DIR"] = str(tmp / "data")
 
-    from avatarcam.demo import face_on_background, write_clip, write_synthetic_checkpoint
+    from synthetic import face_on_background, write_clip, write_synthetic_checkpoint
+
     from avatarcam.engine import FOMMConfig
     from avatarcam.gui.app import create_window, ensure_app
     from avatarcam.settings import Settings

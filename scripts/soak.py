@@ -25,9 +25,12 @@ from pathlib import Path
 import numpy as np
 import pyvirtualcam
 
-from avatarcam.demo import driving_frames, write_clip, write_synthetic_checkpoint
-from avatarcam.engine import FOMMConfig
-from avatarcam.pipeline import Pipeline, PipelineConfig
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout, and its synthetic test data
+from synthetic import driving_frames, write_clip, write_synthetic_checkpoint  # noqa: E402
+
+from avatarcam.engine import FOMMConfig  # noqa: E402
+from avatarcam.pipeline import Pipeline, PipelineConfig  # noqa: E402
 
 BACKEND = "avatarcam-soak"
 

@@ -34,7 +34,8 @@ def parity_fixture() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A reduced-size checkpoint (same classes, config stored inside) for pipeline/GUI tests."""
-    from avatarcam.demo import write_synthetic_checkpoint
+    from synthetic import write_synthetic_checkpoint
+
     from avatarcam.engine import FOMMConfig
 
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pth.tar"
@@ -45,7 +46,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def vox_checkpoint(tmp_path_factory) -> Path:
     """The full-size seed-0 synthetic checkpoint in the official layout (~250 MB)."""
-    from avatarcam.demo import write_synthetic_checkpoint
+    from synthetic import write_synthetic_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "vox-seed0.pth.tar"
     write_synthetic_checkpoint(path, seed=0)

@@ -18,7 +18,7 @@ from avatarcam.settings import Settings
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> str:
     """A 640x480 mp4 of a moving face: the camera of the GUI tests."""
-    from avatarcam.demo import face_on_background, write_clip
+    from synthetic import face_on_background, write_clip
 
     pos = [(200 + int(60 * math.sin(i / 5)), 100 + int(30 * math.sin(i / 7))) for i in range(45)]
     return write_clip(tmp_path_factory.mktemp("clip") / "face.mp4", face_on_background(pos, 200))

@@ -8,8 +8,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from synthetic import astronaut_face, driving_frames, write_clip
 
-from avatarcam.demo import astronaut_face, driving_frames, write_clip
 from avatarcam.video import AtomicVideoWriter, VideoReader
 
 

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 from helpers import wait_until
+from synthetic import face_on_background, write_clip
 
-from avatarcam.demo import face_on_background, write_clip
 from avatarcam.errors import CameraError
 from avatarcam.pipeline.capture import CaptureThread, OpenCVSource
 

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from synthetic import synthetic_state_dicts
 
-from avatarcam.demo import synthetic_state_dicts
 from avatarcam.engine import Animator, EngineOptions, FOMMConfig
 from avatarcam.engine.checkpoint import read_checkpoint
 from avatarcam.errors import CheckpointError
@@ -159,8 +159,7 @@ def test_cli_reports_removed_key_without_traceback(tmp_path, tiny_state):
     del gen["final.weight"]
     ckpt = _save(tmp_path / "ckpt.pth.tar", _tiny_ckpt(tiny_state, generator=gen))
     import cv2
-
-    from avatarcam.demo import astronaut_face, driving_frames, write_clip
+    from synthetic import astronaut_face, driving_frames, write_clip
 
     cv2.imwrite(str(tmp_path / "a.png"), astronaut_face(64))
     write_clip(tmp_path / "b.mp4", driving_frames(2, size=64))

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
+from synthetic import face_on_background, write_clip
 
-from avatarcam.demo import face_on_background, write_clip
 from avatarcam.video import VideoReader
 
 

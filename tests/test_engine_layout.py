@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from synthetic import synthetic_state_dicts
 
-from avatarcam.demo import synthetic_state_dicts
 from avatarcam.engine import FOMMConfig, KeypointDetector, OcclusionAwareGenerator
 
 LAYOUT = json.loads((Path(__file__).parent / "data" / "vox256_layout.json").read_text())

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic import synthetic_state_dicts
 
-from avatarcam.demo import synthetic_state_dicts
 from avatarcam.engine import (
     Animator,
     EngineOptions,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic import face_on_background
 
-from avatarcam.demo import face_on_background
 from avatarcam.engine import Keypoints
 from avatarcam.errors import AvatarcamError
 from avatarcam.pipeline.crop import crop_portrait

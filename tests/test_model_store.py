@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 from model_server import free_port
+from synthetic import synthetic_state_dicts
 
 from avatarcam import model_store
-from avatarcam.demo import synthetic_state_dicts
 from avatarcam.engine import FOMMConfig
 from avatarcam.engine.checkpoint import sniff_header
 from avatarcam.model_store import (

@@ -8,8 +8,8 @@ import platform
 import numpy as np
 import pytest
 from helpers import wait_until
+from synthetic import write_clip
 
-from avatarcam.demo import write_clip
 from avatarcam.engine import Animator, EngineOptions
 from avatarcam.pipeline import Pipeline, PipelineConfig, letterbox, vcam_fix_message
 from avatarcam.video import AtomicVideoWriter, VideoReader

@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 from helpers import SlowAnimator, wait_until
+from synthetic import astronaut_face, face_on_background, write_clip
 
-from avatarcam.demo import astronaut_face, face_on_background, write_clip
 from avatarcam.engine import Animator, EngineOptions
 from avatarcam.errors import AvatarcamError
 from avatarcam.pipeline import FrameBundle, Pipeline, PipelineConfig, PipelineStats, prepare_avatar_image

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from synthetic import astronaut_face
 
 from avatarcam import imaging
-from avatarcam.demo import astronaut_face
 from avatarcam.errors import MediaError, OutputError
 from avatarcam.imaging import center_square, load_image
 from avatarcam.video import AtomicVideoWriter

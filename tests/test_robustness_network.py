@@ -7,9 +7,9 @@ import pkgutil
 import socket
 
 from helpers import wait_until
+from synthetic import driving_frames, write_clip
 
 import avatarcam
-from avatarcam.demo import driving_frames, write_clip
 from avatarcam.pipeline import Pipeline, PipelineConfig
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 from helpers import SlowAnimator, wait_until
+from synthetic import astronaut_face, driving_frames, write_clip
 
-from avatarcam.demo import astronaut_face, driving_frames, write_clip
 from avatarcam.engine import Animator, EngineOptions
 from avatarcam.pipeline import FileSink, Pipeline, PipelineConfig
 from avatarcam.pipeline.loading import load_animator

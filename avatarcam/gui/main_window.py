@@ -19,12 +19,12 @@ from ..imaging import IMAGE_SUFFIXES
 from ..paths import CHECKPOINT_NAME
 from ..pipeline import avatars as avatar_store
 from ..remote.client import RemoteAnimator
-from ..settings import Settings, save_settings
+from ..settings import OVERLAY_OPACITY_RANGE, Settings, save_settings
 from .controller import PipelineController
 from .hotkeys import HotkeyFilter, KeyMapDialog
 from .layout import PAGE_CAMERA, PAGE_CHECKPOINT, PAGE_LIVE, build_window
 from .panels import CHECKPOINT_FILTER, VIDEO_FILTER
-from .settings_dialog import OVERLAY_OPACITY_RANGE, SettingsDialog
+from .settings_dialog import SettingsDialog
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
 # settings the running pipeline cannot take over: changing one restarts it

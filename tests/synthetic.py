@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .engine.blocks import AntiAliasDownsample
-from .engine.checkpoint import CONFIG_KEY
-from .engine.config import FOMMConfig
-from .engine.generator import OcclusionAwareGenerator
-from .engine.keypoint_detector import KeypointDetector
+from avatarcam.engine.blocks import AntiAliasDownsample
+from avatarcam.engine.checkpoint import CONFIG_KEY
+from avatarcam.engine.config import FOMMConfig
+from avatarcam.engine.generator import OcclusionAwareGenerator
+from avatarcam.engine.keypoint_detector import KeypointDetector
 
 
 def astronaut_face(size: int = 256) -> np.ndarray:
