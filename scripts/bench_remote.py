@@ -22,10 +22,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatarcam.demo import write_synthetic_checkpoint
-from avatarcam.engine import Animator, EngineOptions, FOMMConfig
-from avatarcam.remote.client import UPLINK_JPEG_QUALITY, RemoteAnimator
-from avatarcam.remote.protocol import Frame, Kind, decode_picture, encode_picture, pack_keypoints
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout, and its synthetic test data
+from synthetic import write_synthetic_checkpoint  # noqa: E402
+
+from avatarcam.engine import Animator, EngineOptions, FOMMConfig  # noqa: E402
+from avatarcam.remote.client import UPLINK_JPEG_QUALITY, RemoteAnimator  # noqa: E402
+from avatarcam.remote.protocol import Frame, Kind, decode_picture, encode_picture, pack_keypoints  # noqa: E402
 
 TOKEN = "bench"
 

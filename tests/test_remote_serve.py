@@ -283,7 +283,8 @@ def test_load_concurrent_sessions(remote_worker, avatars, frames):
 
 def test_pipeline_runs_on_the_remote_worker(tmp_path, remote_worker):
     """The real pipeline (video-file camera, framing, stabiliser, calibration) with the model step remote."""
-    from avatarcam.demo import face_on_background, write_clip
+    from synthetic import face_on_background, write_clip
+
     from avatarcam.pipeline import Pipeline, PipelineConfig
 
     clip = write_clip(tmp_path / "c.mp4", face_on_background([(220 + 3 * i, 140) for i in range(30)], 200), 30.0)
@@ -307,7 +308,8 @@ def test_run_command_with_remote_worker(tmp_path, remote_worker):
     import subprocess
     import sys
 
-    from avatarcam.demo import face_on_background, write_clip
+    from synthetic import face_on_background, write_clip
+
     from avatarcam.video import VideoReader
 
     clip = write_clip(tmp_path / "c.mp4", face_on_background([(150 + 4 * i, 120) for i in range(30)], 200), 30.0)
