@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -366,10 +367,8 @@ class RemoteAnimator:
     def _tell(self, message: str) -> None:
         callback = self.on_state
         if callback is not None:
-            try:
+            with suppress(Exception):  # a UI callback must never break the link
                 callback(message)
-            except Exception:  # noqa: BLE001 - a UI callback must never break the link
-                pass
 
     async def _session(self, source: RemoteSource) -> None:
         from websockets.exceptions import ConnectionClosed
