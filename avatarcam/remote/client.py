@@ -100,6 +100,7 @@ class RemoteStats:
     received: int = 0
     dropped: int = 0  # replaced before sending, answered by a newer picture, or lost with the link
     reconnects: int = 0
+    ready_count: int = 0  # sessions the worker accepted (the first, then one per reconnect)
     replica: str = ""
     engine: str = ""  # what runs the model on the worker, e.g. "torch-cuda fp16"
     error: str = ""
@@ -327,6 +328,7 @@ class RemoteAnimator:
             if source is None:
                 await self._restart.wait()
                 continue
+            readied = self._stats.ready_count
             session = asyncio.ensure_future(self._session(source))
             restart = asyncio.ensure_future(self._restart.wait())
             await asyncio.wait({session, restart}, return_when=asyncio.FIRST_COMPLETED)
@@ -335,8 +337,9 @@ class RemoteAnimator:
             session.cancel()
             await asyncio.gather(session, return_exceptions=True)
             self._link_lost(session.exception() if failed else None)
-            if self._restart.is_set() or not failed:
+            if self._stats.ready_count != readied:  # the link worked for a while: start the backoff over
                 delay = self.remote.backoff_s[0]
+            if self._restart.is_set() or not failed:
                 continue
             with self._lock:
                 refused = self._stats.state == "refused"
@@ -421,6 +424,7 @@ class RemoteAnimator:
             resumed = self._stats.state == "reconnecting"
             self._stats.state, self._stats.replica, self._stats.error = "connected", msg["replica"], ""
             self._stats.engine = msg["engine"]
+            self._stats.ready_count += 1
             self._last_heard = time.monotonic()
             self._lock.notify_all()
         self._wake.set()
