@@ -35,6 +35,7 @@ MAX_BATCH = 8
 # next batch, so batches grow exactly when the replica is busy (measured: docs/remote.md)
 BATCH_WAIT_S = 0.0
 HELLO_TIMEOUT_S = 10.0
+SESSION_IDLE_S = 30.0
 MAX_UPLINK_CROP_PIXELS = 1024 * 1024
 # close codes of a fatal ProtocolError; the client does not retry 4400, 4401 and 1009 (refusals)
 CLOSE_CODES = {"unauthorized": 4401, "too_large": 1009, "timeout": 4408}
@@ -127,8 +128,8 @@ class Session:
             await asyncio.gather(processor, return_exceptions=True)
 
     async def _receive_loop(self) -> None:
-        while True:
-            msg = await _receive(self.ws)
+        while True:  # a caller that sends nothing (not even its 1 s heartbeat) for a while is gone
+            msg = await asyncio.wait_for(_receive(self.ws), SESSION_IDLE_S)
             try:
                 if msg.get("text") is not None:
                     ping = wire.parse_control(msg["text"], ("ping",))
@@ -235,7 +236,7 @@ class AvatarWorker:
         except ProtocolError as err:
             await self._refuse(ws, err)
         except TimeoutError:
-            await self._refuse(ws, ProtocolError("timeout", f"nothing received for {HELLO_TIMEOUT_S:g} s", True))
+            await self._refuse(ws, ProtocolError("timeout", "nothing received for too long; reconnect", True))
         except WebSocketDisconnect:
             pass
 
