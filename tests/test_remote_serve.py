@@ -242,6 +242,15 @@ def test_clients_leaving_mid_frame_do_not_hurt_the_worker(remote_worker, avatars
     assert remote_worker.health()["status"] == "ok"
 
 
+def test_the_worker_serves_only_its_two_routes(remote_worker):
+    import urllib.error
+    import urllib.request
+
+    for path in ("/docs", "/openapi.json", "/redoc", "/session"):  # no API browser; /session is WebSocket only
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(remote_worker.http + path, timeout=10)
+
+
 def test_load_concurrent_sessions(remote_worker, avatars, frames):
     """K sessions for a bounded number of frames each, newest-wins pipelining (2 in flight)."""
     sessions, per_session = 4, 25

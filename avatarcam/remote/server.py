@@ -40,7 +40,7 @@ MAX_UPLINK_CROP_PIXELS = 1024 * 1024
 # close codes of a fatal ProtocolError; the client does not retry 4400, 4401 and 1009 (refusals)
 CLOSE_CODES = {"unauthorized": 4401, "too_large": 1009, "timeout": 4408}
 
-app = FastAPI(title="avatarcam worker")
+app = FastAPI(title="avatarcam worker", docs_url=None, redoc_url=None, openapi_url=None)  # only /session, /healthz
 log = logging.getLogger("avatarcam.remote")
 
 
