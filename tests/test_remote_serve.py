@@ -242,6 +242,27 @@ def test_clients_leaving_mid_frame_do_not_hurt_the_worker(remote_worker, avatars
     assert remote_worker.health()["status"] == "ok"
 
 
+def test_frames_of_concurrent_sessions_share_one_batched_forward(remote_worker, avatars):
+    """5 sessions on 2 replicas: one replica holds at least 3. Frames sent together meet in @serve.batch:
+    the first starts a forward at once, the ones that arrive meanwhile go in the next one together."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        sessions = [stack.enter_context(_raw_session(remote_worker, avatars[i % 2])) for i in range(5)]
+        by_replica: dict[str, list] = {}
+        for ws, ready in sessions:
+            by_replica.setdefault(ready["replica"], []).append(ws)
+        replica, busy = max(by_replica.items(), key=lambda item: len(item[1]))
+        assert len(busy) >= 3
+        for seq in range(1, 6):
+            for ws in busy:
+                ws.send(_kp_frame(seq))
+            for ws in busy:
+                assert _expect(ws, "picture").seq == seq
+    health = next(h for h in (remote_worker.health() for _ in range(40)) if h["replica"] == replica)
+    assert max(health["last_batches"][-5 * len(busy):]) >= 2, health["last_batches"]
+
+
 def test_the_worker_serves_only_its_two_routes(remote_worker):
     import urllib.error
     import urllib.request

@@ -204,7 +204,8 @@ class AvatarWorker:
     async def healthz(self) -> dict:
         recent = self.batch_sizes[-100:]
         return {"status": "ok", "engine": self.animator.describe(), "replica": self.replica,
-                "mean_batch": round(float(np.mean(recent)), 2) if recent else 0.0, "rss_mb": rss_mb()}
+                "mean_batch": round(float(np.mean(recent)), 2) if recent else 0.0, "last_batches": recent[-20:],
+                "rss_mb": rss_mb()}
 
     @serve.multiplexed(max_num_models_per_replica=AVATARS_PER_REPLICA)
     async def prepared_avatar(self, key: str) -> PreparedSource:
