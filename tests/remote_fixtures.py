@@ -35,6 +35,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def loopback_port() -> int:
+    """A 127.0.0.1 port nothing listens on (yet)."""
+    return free_port()
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     ray = pytest.importorskip("ray")

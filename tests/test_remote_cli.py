@@ -13,11 +13,12 @@ import urllib.request
 
 import pytest
 from helpers import wait_until
-from remote_fixtures import free_port
 
 from avatarcam.cli import main
 from avatarcam.errors import AvatarcamError
 from avatarcam.remote.cli import TOKEN_ENV, add_client_arguments, connect_from_args
+
+pytest_plugins = ["remote_fixtures"]
 
 
 def test_serve_without_weights_is_one_line(tmp_path, capsys):
@@ -58,17 +59,17 @@ def test_keypoint_uplink_needs_local_weights(monkeypatch):
         connect_from_args(_client_args("--remote", "ws://127.0.0.1:1", "--uplink", "keypoints"))
 
 
-def test_unreachable_worker_is_one_line(monkeypatch, astronaut):
+def test_unreachable_worker_is_one_line(monkeypatch, astronaut, loopback_port):
     monkeypatch.setenv(TOKEN_ENV, "t")
-    port = free_port()  # nothing listens there
+    port = loopback_port  # nothing listens there
     with pytest.raises(AvatarcamError, match=f"127.0.0.1:{port}.*(refused|Errno)"):
         connect_from_args(_client_args("--remote", f"ws://127.0.0.1:{port}", "--uplink", "image"), astronaut)
 
 
-def test_serve_command_says_ready_serves_healthz_and_stops_on_ctrl_c(tiny_checkpoint):
+def test_serve_command_says_ready_serves_healthz_and_stops_on_ctrl_c(tiny_checkpoint, loopback_port):
     """The real command in its own process, with its own embedded Ray instance."""
     pytest.importorskip("ray.serve")
-    port = free_port()
+    port = loopback_port
     proc = subprocess.Popen([sys.executable, "-m", "avatarcam", "serve", "--checkpoint", str(tiny_checkpoint),
                              "--port", str(port), "--device", "cpu", "--precision", "fp32"],
                             env={**os.environ, TOKEN_ENV: "t"}, stderr=subprocess.PIPE, text=True)
