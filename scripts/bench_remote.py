@@ -85,8 +85,10 @@ def model_batch_curve(anim: Animator, avatars: list[np.ndarray], kps, sizes=(1, 
 def _deploy(checkpoint: str, port: int, replicas: int, max_batch: int, device: str) -> None:
     from avatarcam.remote.server import build_app, start
 
-    start(build_app(checkpoint, TOKEN, replicas=replicas, cpus_per_replica=0.5, max_batch=max_batch,
-                    torch_threads=1 if device == "cpu" else 0, engine={"device": device, "precision": "fp32"}),
+    cpu = device == "cpu"  # CPU: fp32 with one torch thread per replica; GPU: replicas share it, precision auto
+    engine = {"device": device, "precision": "fp32" if cpu else "auto"}
+    start(build_app(checkpoint, TOKEN, replicas=replicas, cpus_per_replica=0.5, max_batch=max_batch, engine=engine,
+                    gpus_per_replica=0.0 if cpu else 1.0 / replicas, torch_threads=1 if cpu else 0),
           "127.0.0.1", port)
 
 
