@@ -23,7 +23,6 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..engine import Animator, EngineOptions, Keypoints, RelativeMotion
@@ -45,6 +44,7 @@ from .protocol import (
     avatar_id,
     control,
     decode_picture,
+    encode_picture,
     keypoints_from_json,
     pack_keypoints,
     parse_control,
@@ -224,8 +224,8 @@ class RemoteAnimator:
     # avatar and neutral pose -----------------------------------------------------------------
     def prepare_source(self, image: np.ndarray) -> RemoteSource:
         rgb = to_uint8(resize_square(to_rgb_float(image), self.size))
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        return RemoteSource(rgb.astype(np.float32) / 255.0, buf.tobytes(), avatar_id(buf.tobytes()))
+        data = encode_picture(rgb, "png")  # lossless: the worker prepares exactly this picture
+        return RemoteSource(rgb.astype(np.float32) / 255.0, data, avatar_id(data))
 
     def use_source(self, source: RemoteSource) -> None:
         with self._lock:
@@ -280,12 +280,10 @@ class RemoteAnimator:
         if self.remote.mode == "keypoints":
             kp = self.detect(frame)
             return self.animate_keypoints(keypoint_filter(kp) if keypoint_filter is not None else kp, exact=exact)
-        crop = to_uint8(resize_square(to_rgb_float(frame), self.size))
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, UPLINK_JPEG_QUALITY])
+        crop = encode_picture(to_uint8(resize_square(to_rgb_float(frame), self.size)), "jpeg", UPLINK_JPEG_QUALITY)
         flags = Flag.CALIBRATE if self._calibrate_next else 0
         self._calibrate_next = False
-        return self._picture_for(self._submit(Kind.IMAGE, buf.tobytes(), flags), exact)
+        return self._picture_for(self._submit(Kind.IMAGE, crop, flags), exact)
 
     def animate_keypoints(self, kp: Keypoints, *, exact: bool = False) -> np.ndarray:
         """SxSx3 float32 in [0,1]: the newest picture the worker sent (``exact``: the one for ``kp``)."""
