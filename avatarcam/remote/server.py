@@ -102,7 +102,6 @@ class Session:
         self.mode, self.downlink, self.quality = hello["mode"], hello["downlink"], hello["quality"]
         self.allowed = (Kind.KEYPOINTS,) if self.mode == "keypoints" else (Kind.IMAGE,)
         self.calibration = None  # image mode only: the client cannot compute keypoints itself
-        self.dropped = 0
         self._latest: Frame | None = None
         self._last_seq = 0
         self._wake = asyncio.Event()
@@ -146,7 +145,7 @@ class Session:
             raise ProtocolError("out_of_order", f"frame {frame.seq} arrived after frame {self._last_seq}; dropped")
         self._last_seq = frame.seq
         if self._latest is not None:
-            self.dropped += 1
+            self.worker.frames_dropped += 1
         self._latest = frame
         self._wake.set()
 
@@ -199,13 +198,14 @@ class AvatarWorker:
         self.decode.set_max_batch_size(max_batch)
         self.decode.set_batch_wait_timeout_s(batch_wait_s)
         self.batch_sizes: list[int] = []  # recent batch sizes (healthz: shows batching at work)
+        self.frames_dropped = 0  # frames replaced by a newer one of the same session before rendering
 
     @app.get("/healthz")
     async def healthz(self) -> dict:
         recent = self.batch_sizes[-100:]
         return {"status": "ok", "engine": self.animator.describe(), "replica": self.replica,
                 "mean_batch": round(float(np.mean(recent)), 2) if recent else 0.0, "last_batches": recent[-20:],
-                "rss_mb": rss_mb()}
+                "frames_dropped": self.frames_dropped, "rss_mb": rss_mb()}
 
     @serve.multiplexed(max_num_models_per_replica=AVATARS_PER_REPLICA)
     async def prepared_avatar(self, key: str) -> PreparedSource:
