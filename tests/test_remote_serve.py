@@ -242,6 +242,19 @@ def test_clients_leaving_mid_frame_do_not_hurt_the_worker(remote_worker, avatars
     assert remote_worker.health()["status"] == "ok"
 
 
+def test_worker_renders_the_newest_frame_and_drops_the_waiting_ones(remote_worker, avatars):
+    """Frames that arrive while the replica is busy never queue: only the newest waiting one is rendered."""
+    with _raw_session(remote_worker, avatars[1]) as (ws, ready):
+        for seq in range(1, 9):  # all sent at once; one model step takes tens of ms
+            ws.send(_kp_frame(seq))
+        seqs = [_expect(ws, "picture").seq]
+        while seqs[-1] != 8:
+            seqs.append(_expect(ws, "picture").seq)
+    assert seqs == sorted(seqs) and len(seqs) < 8, seqs  # in order, and some were dropped
+    health = next(h for h in (remote_worker.health() for _ in range(40)) if h["replica"] == ready["replica"])
+    assert health["frames_dropped"] >= 8 - len(seqs)
+
+
 def test_frames_of_concurrent_sessions_share_one_batched_forward(remote_worker, avatars):
     """5 sessions on 2 replicas: one replica holds at least 3. Frames sent together meet in @serve.batch:
     the first starts a forward at once, the ones that arrive meanwhile go in the next one together."""
