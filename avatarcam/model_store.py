@@ -396,7 +396,7 @@ def _start_from_content_range(value: str) -> int | None:
 
 def _check_head(url: str, head: bytes) -> None:
     """Refuse a body that does not start like a PyTorch file (zip or legacy pickle)."""
-    from .engine.checkpoint import sniff_header
+    from .engine.sniff import sniff_header
 
     kind = sniff_header(head)
     if kind == "html":
