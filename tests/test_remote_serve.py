@@ -296,7 +296,7 @@ def test_load_concurrent_sessions(remote_worker, avatars, frames):
     def stream(client: RemoteAnimator) -> None:
         for i in range(per_session):
             out = client.animate_keypoints(kps[i % len(kps)])
-            assert out.shape == (256, 256, 3)
+            assert out.shape == (256, 256, 3) and client.stats().in_flight <= 2  # never more than 2 travel
         client.animate_keypoints(kps[0], exact=True)  # drain: the last frame is always answered
 
     try:
