@@ -6,6 +6,7 @@ frame: latency = camera capture -> outputs done; overhead = latency - model time
 letterbox, sinks, thread hand-offs); wait = capture age when the worker picked the frame up.
 
     python scripts/bench_pipeline.py [--seconds 6] [--delays 0,50,100]
+    python scripts/bench_pipeline.py --device cuda --full --delays 0   # the GPU latency target
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout, and its synthet
 
 from synthetic import face_on_background, write_clip, write_synthetic_checkpoint  # noqa: E402
 
-from avatarcam.engine import Animator, EngineOptions, FOMMConfig  # noqa: E402
+from avatarcam.engine import DEVICES, Animator, EngineOptions, FOMMConfig  # noqa: E402
 from avatarcam.pipeline import Pipeline, PipelineConfig  # noqa: E402
 
 
@@ -99,13 +100,16 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--delays", default="0,50,100", help="artificial model delays in ms")
     ap.add_argument("--record", action="store_true", help="also record to an mp4 while streaming")
+    ap.add_argument("--device", choices=DEVICES, default="cpu", help="where the model runs (default: cpu)")
+    ap.add_argument("--full", action="store_true", help="the full-size model (default: the tiny test model)")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = write_synthetic_checkpoint(Path(tmp) / "tiny.pth.tar", FOMMConfig.tiny(), seed=0)
-        animator = Animator.from_checkpoint(ckpt, EngineOptions(device="cpu"))
+        ckpt = write_synthetic_checkpoint(Path(tmp) / "model.pth.tar", None if args.full else FOMMConfig.tiny(), seed=0)
+        animator = Animator.from_checkpoint(ckpt, EngineOptions(device=args.device))
+        print(f"model: {'full-size' if args.full else 'tiny'} on {animator.describe()}")
         positions = [(200 + int(40 * np.sin(i / 10)), 140) for i in range(90)]
         clip = write_clip(Path(tmp) / "clip.mp4", face_on_background(positions, 200), 30)
         print(f"{'delay':>6} {'model':>7} {'latency':>8} {'overhead':>9} {'p90':>6} {'own':>6} {'own90':>6} "

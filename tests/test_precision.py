@@ -199,15 +199,6 @@ def test_full_model_fp32_parity_and_bf16_psnr(vox_checkpoint, parity_fixture):
     assert psnr(bf16, fp32) >= PSNR_BAR_DB
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_fp16_and_graphs(tiny_checkpoint, parity_fixture):  # pragma: no cover - GPU machines only
-    fp32 = _run(_load(tiny_checkpoint, device="cpu", precision="fp32"), parity_fixture)
-    fp16 = _run(_load(tiny_checkpoint, device="cuda"), parity_fixture)
-    graphs = _run(_load(tiny_checkpoint, device="cuda", precision="fp16", cuda_graphs=True), parity_fixture)
-    assert psnr(fp16, fp32) >= PSNR_BAR_DB
-    assert np.abs(graphs - fp16).max() < 1e-3
-
-
 @pytest.mark.slow
 def test_compile_matches_eager_or_falls_back(tiny_checkpoint, parity_fixture):
     messages = []
