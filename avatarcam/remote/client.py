@@ -15,6 +15,7 @@ measures the round trip and notices a dead link; a lost worker is re-dialled wit
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections import deque
@@ -341,7 +342,8 @@ class RemoteAnimator:
                 continue
             with self._lock:
                 refused = self._stats.state == "refused"
-            await self._sleep_or_restart(None if refused else delay)
+            # +-20% jitter: callers of a restarted worker do not all dial again in the same instant
+            await self._sleep_or_restart(None if refused else delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self.remote.backoff_s[1])
 
     async def _sleep_or_restart(self, delay: float | None) -> None:
