@@ -6,8 +6,8 @@ animated frame's keypoints (already computed: no extra model) are compared with 
 
 * ``auto`` (from the start of the stream until X): during the first ``auto_calibrate_seconds`` the
   best-matching frame so far is the neutral pose; after that window it stays.
-* ``find-best`` (F, a toggle): while on, every better-matching frame becomes the neutral pose, and
-  each improvement is announced.
+* ``find-best`` (F, a toggle): while on, every better-matching frame becomes the neutral pose;
+  ``MatchReading.improvements`` counts them so the window can confirm each one.
 * ``manual`` (X): the next frame is the neutral pose, explicitly; nothing replaces it by itself.
 """
 
@@ -21,7 +21,6 @@ from ..engine import Keypoints
 from ..engine.pose import match_percent, pose_distance
 
 AUTO, FIND_BEST, MANUAL = "auto", "find-best", "manual"
-ANNOUNCE_STEP = 1.0  # announce a find-best improvement only when the match rose this many points
 
 
 @dataclass(frozen=True)
@@ -30,26 +29,25 @@ class MatchReading:
     best: float | None  # the neutral pose's match (None: not known, e.g. no frame yet)
     mode: str  # auto | find-best | manual
     searching: bool  # whether a better frame would become the neutral pose now
+    improvements: int = 0  # neutral poses taken by find-best since F was turned on
 
 
 class NeutralPicker:
     """Keypoint filter (``observe``) that measures the match and picks the neutral pose.
 
-    ``calibrate(keypoints)`` is the animator's ``calibrate``; ``notice`` gets the announcements.
+    ``calibrate(keypoints)`` is the animator's ``calibrate``.
     """
 
-    def __init__(self, calibrate: Callable[[Keypoints], None], window_s: float,
-                 notice: Callable[[str], None] | None = None) -> None:
+    def __init__(self, calibrate: Callable[[Keypoints], None], window_s: float) -> None:
         self._calibrate = calibrate
         self.window_s = float(window_s)
-        self._notice = notice or (lambda message: None)
         self._lock = threading.Lock()
         self._avatar: Keypoints | None = None
         self._mode, self._explicit_next = AUTO, False
         self._t0: float | None = None  # time of the stream's first observed frame
         self._match: float | None = None
         self._best: float | None = None
-        self._announced: float | None = None
+        self._improvements = 0
 
     # controls (any thread) -----------------------------------------------------------------------
     def set_avatar(self, keypoints: Keypoints) -> None:
@@ -58,7 +56,7 @@ class NeutralPicker:
             self._avatar = keypoints
             self._match = None
             if self._mode != MANUAL:
-                self._best = self._announced = None
+                self._best = None
 
     def calibrate_next(self) -> None:
         """X: the next frame is the neutral pose; auto and find-best end."""
@@ -69,7 +67,7 @@ class NeutralPicker:
         """F: on = search from now on (the next frame first); off = keep the best found."""
         with self._lock:
             if enabled:
-                self._mode, self._best, self._announced = FIND_BEST, None, None
+                self._mode, self._best, self._improvements = FIND_BEST, None, 0
             elif self._mode == FIND_BEST:
                 self._mode = MANUAL
 
@@ -79,7 +77,7 @@ class NeutralPicker:
 
     def reading(self, t: float | None = None) -> MatchReading:
         with self._lock:
-            return MatchReading(self._match, self._best, self._mode, self._searching(t))
+            return MatchReading(self._match, self._best, self._mode, self._searching(t), self._improvements)
 
     # per frame (the inference thread) ------------------------------------------------------------
     def _searching(self, t: float | None) -> bool:
@@ -102,17 +100,6 @@ class NeutralPicker:
             if not take:
                 return kp
             self._explicit_next, self._best = False, match
-            announce = self._announcement(match)
+            self._improvements += self._mode == FIND_BEST
         self._calibrate(kp)
-        if announce:
-            self._notice(announce)
         return kp
-
-    def _announcement(self, match: float | None) -> str | None:
-        if self._mode != FIND_BEST or match is None:
-            return None
-        if self._announced is not None and match < self._announced + ANNOUNCE_STEP:
-            return None
-        first = self._announced is None
-        self._announced = match
-        return f"best frame: match {match:.0f} %" + (" (keep still and match the avatar's pose)" if first else "")

@@ -82,8 +82,7 @@ class Pipeline:
         self._opener = opener
         self._framing = FaceFramer(detector, mode=cfg.framing, zoom=cfg.zoom, offset=cfg.offset)
         self._stabilizer = KeypointStabilizer(cfg.stabilize)
-        self._picker = NeutralPicker(lambda kp: self.animator.calibrate(keypoints=kp), cfg.auto_calibrate_seconds,
-                                     self._notice)
+        self._picker = NeutralPicker(lambda kp: self.animator.calibrate(keypoints=kp), cfg.auto_calibrate_seconds)
         self._capture: CaptureThread | None = None
         self._worker: InferenceWorker | None = None
         self._listeners: list[Listener] = []
@@ -221,8 +220,8 @@ class Pipeline:
         self._picker.calibrate_next()
 
     def set_find_best(self, enabled: bool) -> None:
-        """F: while on, the best-matching frame seen so far is the neutral pose (each improvement
-        is announced); off keeps the best one found."""
+        """F: while on, the best-matching frame seen so far is the neutral pose (``match_reading()``
+        counts the improvements); off keeps the best one found."""
         self._picker.set_find_best(enabled)
 
     @property
