@@ -1,9 +1,9 @@
 """Neutral pose from the pose match: auto-calibration, F (find best frame), X; the live match.
 
-The driving clip is the avatar itself, warped (turned, scaled, shifted) in every frame but a few
-consecutive ones that show the avatar's own pose. The clip is 256x256 and framing is manual (the
-centred square), so the crop is the frame: the avatar-pose frames have the avatar's keypoints up to
-video compression. It plays at 5 fps so the worker (tiny model) animates every frame.
+The driving clip is the avatar itself, warped (turned, scaled, shifted) in every frame but one that
+shows the avatar's own pose. The clip is 256x256 and framing is manual (the centred square), so the
+crop is the frame: the avatar-pose frame has the avatar's keypoints up to video compression. It
+plays at 4 fps so the worker (tiny model, ~30 ms a frame) animates every frame.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from avatarcam.engine import Animator, EngineOptions, Keypoints
 from avatarcam.pipeline import FrameBundle, Pipeline, PipelineConfig
 from avatarcam.pipeline.calibration import AUTO, FIND_BEST, MANUAL, NeutralPicker
 
-FPS = 5.0
-POSE_FRAMES = 3  # consecutive frames in the avatar's own pose
+FPS = 4.0
+POSE_FRAMES = 1  # frames in the avatar's own pose
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def _warp(i: int) -> Warp:
 
 
 def pose_clip(path, n: int, at: int) -> tuple[str, np.ndarray, set[int]]:
-    """n frames at FPS; frames at..at+POSE_FRAMES-1 are the avatar itself, the others warped."""
+    """n frames at FPS; frame ``at`` (POSE_FRAMES of them) is the avatar itself, the others warped."""
     avatar = astronaut_face(256)
     pose = set(range(at, at + POSE_FRAMES))
     frames = [avatar.copy() if i in pose else warp_image(avatar, _warp(i)) for i in range(n)]
@@ -71,7 +71,7 @@ def _best_bundle(bundles: list[FrameBundle]) -> FrameBundle:
 
 
 def test_auto_calibration_takes_the_avatar_pose_seen_in_the_first_seconds(tmp_path, animator):
-    clip, avatar, pose = pose_clip(tmp_path / "c.mp4", 20, at=6)  # the pose at 1.2 s; window 3 s
+    clip, avatar, pose = pose_clip(tmp_path / "c.mp4", 20, at=6)  # the pose at 1.5 s; window 3 s
     bundles, stats, _, p = _run(clip, avatar, animator, window=3.0)
     best = _best_bundle(bundles)
     assert best.index in pose
@@ -82,7 +82,7 @@ def test_auto_calibration_takes_the_avatar_pose_seen_in_the_first_seconds(tmp_pa
 
 
 def test_auto_calibration_ignores_frames_after_its_window(tmp_path, animator):
-    clip, avatar, pose = pose_clip(tmp_path / "c.mp4", 20, at=14)  # the pose at 2.8 s; window 1 s
+    clip, avatar, pose = pose_clip(tmp_path / "c.mp4", 20, at=14)  # the pose at 3.5 s; window 1 s
     bundles, stats, _, _ = _run(clip, avatar, animator, window=1.0)
     t0 = bundles[0].t_capture
     first_second = [b for b in bundles if b.match is not None and b.t_capture - t0 <= 1.0]
