@@ -21,7 +21,7 @@ from ..engine import RelativeMotion
 from ..errors import AvatarcamError, OutputError
 from ..paths import FileIdentity, file_identity
 from .avatars import AVATAR_SIZE, default_avatar, prepare_avatar_image
-from .calibration import MatchReading, NeutralPicker
+from .calibration import AUTO, MatchReading, NeutralPicker
 from .capture import FAILED, OPENING, CaptureThread, Opener
 from .config import PipelineConfig
 from .detectors import FaceDetector, make_detector
@@ -51,7 +51,7 @@ class PipelineStats(Timings):  # the last frame's timings, and:
     face_found: bool = False  # in the last output frame
     match: float | None = None  # the last animated frame's pose match with the avatar, 0-100 %
     best_match: float | None = None  # the neutral pose's match, 0-100 %
-    calibration: str = "auto"  # how the neutral pose is chosen: auto | find-best | manual
+    calibration: str = AUTO  # how the neutral pose is chosen: auto | find-best | manual (calibration.py)
 
 
 def _avatar_key(image: str | os.PathLike | np.ndarray) -> Hashable | None:
