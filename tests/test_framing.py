@@ -192,3 +192,32 @@ def test_track_switches_only_to_a_face_that_persists():
     assert track.update([other]) is None and track.update([other]) is None  # not yet: it must persist
     assert track.update([other]) is other and track.square is other
     assert track.update([]) is None and track.square is other
+
+
+def test_track_prefers_the_box_the_keypoints_agree_with():
+    """Two boxes agree with the track (two faces close together): the one where the model's
+    keypoints put the face wins, not merely the one nearest the last square."""
+    track = FaceTrack(TrackGate())
+    left, right = np.array([200.0, 200, 200]), np.array([260.0, 200, 200])
+    track.update([np.array([225.0, 200, 200])])
+    assert track.update([left, right]) is left  # nearest to the last square
+    assert track.update([left, right], hint=np.array([262.0, 205])) is right
+
+
+class TwoFaces:
+    """Two face boxes 40 px apart, both close enough to agree with the track."""
+
+    name, side_scale, shift_y = "two", 2.5, 0.0
+
+    def detect(self, image):
+        return [(180, 180, 80, 80), (220, 180, 80, 80)]
+
+
+def test_framer_follows_the_face_the_keypoints_agree_with():
+    framer = FaceFramer(TwoFaces(), detect_every=1, smoothing=0.0)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    first = framer.frame(frame, 0.0).box  # the larger-equal first box: centre x 220
+    assert first[0] + first[2] / 2 == pytest.approx(220, abs=1)
+    framer.note_keypoints(first, (0.4, 0.0))  # the model's keypoints sit right of the crop centre
+    box = framer.frame(frame, 0.04).box
+    assert box[0] + box[2] / 2 == pytest.approx(260, abs=1)  # the right-hand face

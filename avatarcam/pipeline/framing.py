@@ -57,6 +57,7 @@ class FaceFramer:
         self._track = FaceTrack(gate)
         self._target: np.ndarray | None = None  # (cx, cy, side) of the tracked face's last detection
         self._target_t = -1e9
+        self._hint: np.ndarray | None = None  # (cx, cy) of the face as the model's keypoints last saw it
         self._count = 0
         # async detection
         self._async = False
@@ -105,7 +106,7 @@ class FaceFramer:
         with self._lock:
             self._filter.reset()
             self._track.reset()
-            self._target, self._target_t = None, -1e9
+            self._target, self._target_t, self._hint = None, -1e9, None
             self._count = 0
 
     # detection -----------------------------------------------------------------------------------
@@ -117,9 +118,17 @@ class FaceFramer:
         except Exception:  # noqa: BLE001 - a detector hiccup just means "no face this time"
             boxes = []
         with self._lock:
-            face = self._track.update([box_to_square(box, self.detector) for box in boxes])
+            face = self._track.update([box_to_square(box, self.detector) for box in boxes], self._hint)
             if face is not None:
                 self._target, self._target_t = face, t
+
+    def note_keypoints(self, box: tuple[int, int, int], centre: tuple[float, float]) -> None:
+        """The model's keypoint centre (in [-1, 1] crop units) on the crop ``box``: where the face
+        it animates is, so the tracker prefers the detection that agrees with it."""
+        x, y, side = box
+        hint = np.array([x + (centre[0] + 1) / 2 * side, y + (centre[1] + 1) / 2 * side])
+        with self._lock:
+            self._hint = hint
 
     def start_async(self) -> None:
         if self._thread is not None:

@@ -35,8 +35,10 @@ def _nearest(squares: list[Square], to: Square) -> Square:
 
 
 class FaceTrack:
-    """The tracked face square. ``update(squares)`` takes one detection's squares and returns the
-    tracked square when it moved (None: nothing usable; hold the previous one)."""
+    """The tracked face square. ``update(squares, hint)`` takes one detection's squares and returns
+    the tracked square when it moved (None: nothing usable; hold the previous one). ``hint`` is where
+    the model's keypoints last put the face (cx, cy): among boxes that agree with the track, the one
+    nearest to it wins (two faces close together)."""
 
     def __init__(self, gate: TrackGate | None = None) -> None:
         self.gate = gate or TrackGate()
@@ -47,7 +49,7 @@ class FaceTrack:
         self._candidate: Square | None = None
         self._seen = 0  # detections in a row the candidate was found while the track was not
 
-    def update(self, squares: list[Square]) -> Square | None:
+    def update(self, squares: list[Square], hint: Square | None = None) -> Square | None:
         if not squares:
             return None
         if self.square is None:  # nothing tracked yet: the largest face
@@ -55,7 +57,7 @@ class FaceTrack:
             return self.square
         near = [s for s in squares if agrees(s, self.square, self.gate)]
         if near:
-            self.square, self._candidate, self._seen = _nearest(near, self.square), None, 0
+            self.square, self._candidate, self._seen = _nearest(near, self.square if hint is None else hint), None, 0
             return self.square
         return self._challenge(squares)
 

@@ -76,6 +76,7 @@ class InferenceWorker(threading.Thread):
         self.timings = Timings()
         self._out_times: deque[float] = deque(maxlen=60)
         self._last_result: np.ndarray | None = None  # last good model output (256x256 uint8)
+        self._keypoint_centre: tuple[float, float] | None = None  # of the last animated frame, crop units
         self._halt = threading.Event()
         self._errors = 0
 
@@ -109,12 +110,16 @@ class InferenceWorker(threading.Thread):
             self.step(frame)
 
     def _keypoint_filter(self, t: float):
-        """Stabilise the driving keypoints, then let the picker measure the match and choose the
-        neutral pose (auto-calibration, F, X)."""
+        """Stabilise the driving keypoints, note their centre (the framer prefers the face box that
+        agrees with it), then let the picker measure the match and choose the neutral pose."""
         smooth, picker = self.stabilizer.at(t), self.picker
-        if picker is None:
-            return smooth
-        return lambda kp: picker.observe(smooth(kp), t)
+
+        def chain(kp):
+            kp = smooth(kp)
+            self._keypoint_centre = tuple(kp.value[0].float().mean(0).tolist())
+            return picker.observe(kp, t) if picker is not None else kp
+
+        return chain
 
     def _animate(self, crop: np.ndarray, t: float) -> np.ndarray | None:
         """THE frame -> picture route of the stream (neutral pose: see ``calibration.py``)."""
@@ -142,6 +147,8 @@ class InferenceWorker(threading.Thread):
             if result is not None:
                 self._last_result = result
                 match = self.picker.reading().match if self.picker is not None else None
+                if framed.box is not None and self._keypoint_centre is not None:
+                    self.framer.note_keypoints(framed.box, self._keypoint_centre)
         t_model = time.monotonic()
         timings.model_ms = (t_model - t_framed) * 1000
         if cfg.passthrough:
