@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (
 from ..settings import Settings
 from . import keymap
 from .gallery import Gallery
+from .match_meter import MatchMeter
 from .panels import CameraPanel, MissingCheckpointPanel, NoticeBar
 from .previews import CameraView, OutputView
 
@@ -71,6 +72,7 @@ class WindowWidgets:
     notice_bar: NoticeBar
     status_state: QLabel
     status_labels: dict[str, QLabel]  # STATUS_FIELDS keys
+    match_meter: MatchMeter | None = None  # the pose match, under the camera preview
 
 
 def _toolbar(window: QMainWindow) -> ToolbarActions:
@@ -108,18 +110,20 @@ def _previews(settings: Settings) -> tuple[OutputView, CameraView, QLabel]:
     camera_view.overlay_opacity = settings.overlay_opacity
     camera_view.setToolTip("Your camera. The rectangle is the face crop the model sees "
                            "(W/S zoom, U/H/J/K move, Shift+Z reset). O shows the avatar over it.")
-    hint = QLabel("Look straight into the camera with a relaxed face, match the avatar's pose "
-                  "(O shows it over your face), then press <b>X</b> to calibrate.")
+    hint = QLabel("Match the avatar's pose with a relaxed face (<b>O</b> shows it over yours; the meter says how "
+                  "well). Until you press <b>X</b>, your best match of the first seconds is the neutral pose; "
+                  "<b>F</b> keeps searching for a better one.")
     hint.setWordWrap(True)
     hint.setObjectName("hint")
     return output_view, camera_view, hint
 
 
-def _live_page(output_view: OutputView, camera_view: CameraView, hint: QLabel) -> QWidget:
+def _live_page(output_view: OutputView, camera_view: CameraView, hint: QLabel, meter: MatchMeter) -> QWidget:
     right = QWidget()
     column = QVBoxLayout(right)
     column.setContentsMargins(0, 0, 0, 0)
     column.addWidget(camera_view, 1)
+    column.addWidget(meter)
     column.addWidget(hint)
     split = QSplitter(Qt.Orientation.Horizontal)
     split.addWidget(output_view)
@@ -155,8 +159,9 @@ def build_window(window: QMainWindow, settings: Settings) -> WindowWidgets:
     actions.mirror.setChecked(settings.mirror_output)
     output_view, camera_view, hint = _previews(settings)
     checkpoint_panel, camera_panel = MissingCheckpointPanel(), CameraPanel()
+    meter = MatchMeter()
     stack = QStackedWidget()
-    for page in (_live_page(output_view, camera_view, hint), checkpoint_panel, camera_panel):
+    for page in (_live_page(output_view, camera_view, hint, meter), checkpoint_panel, camera_panel):
         stack.addWidget(page)
     gallery, notice_bar = Gallery(), NoticeBar()
     center = QWidget()
@@ -170,4 +175,4 @@ def build_window(window: QMainWindow, settings: Settings) -> WindowWidgets:
     window.setCentralWidget(center)
     status_state, status_labels = _status_bar(window)
     return WindowWidgets(actions, gallery, output_view, camera_view, hint, stack, checkpoint_panel, camera_panel,
-                         notice_bar, status_state, status_labels)
+                         notice_bar, status_state, status_labels, match_meter=meter)

@@ -161,6 +161,18 @@ class MainWindow(QMainWindow):
         if bundle.avatar is not None and bundle.avatar is not self._overlay_source:
             self._overlay_source = bundle.avatar
             self.ui.camera_view.set_overlay(bundle.avatar)
+        self.update_match()
+
+    def update_match(self) -> None:
+        """The pose-match meter (its colour, "current : best" with F, and F's confirmations)."""
+        reading = self.pipeline.match_reading() if self.pipeline is not None else None
+        self.ui.match_meter.show_reading(reading, self.settings.auto_calibrate_seconds)
+
+    def toggle_find_best(self) -> None:
+        """F: find the best neutral frame while on; off keeps the best one found."""
+        if self.pipeline is not None:
+            self.pipeline.set_find_best(not self.pipeline.find_best)
+            self.update_match()
 
     def update_stats(self) -> None:
         labels, view = self.ui.status_labels, self.ui.output_view

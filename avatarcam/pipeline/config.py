@@ -22,6 +22,7 @@ ZOOM_RANGE = (0.3, 4.0)
 OFFSET_RANGE = (-1.0, 1.0)  # crop shift, in crop sides
 STABILIZE_RANGE = (0.0, 1.0)
 FPS_RANGE = (1.0, 240.0)
+AUTO_CALIBRATE_RANGE = (0.0, 60.0)  # seconds at the start of the stream searched for the best neutral pose
 SIZE_RANGE = (16, 7680)  # pixels, either side
 MAX_TEXT = 4096
 # Fields that describe one run (a test backend, a recording path, a passthrough toggle), not a
@@ -35,6 +36,8 @@ class PipelineConfig:
 
     ``camera``: a camera index as digits ("0"), a video file path or a stream URL.
     ``stabilize``: keypoint smoothing strength in [0, 1]; 0 turns it off.
+    ``auto_calibrate_seconds``: until X is pressed, the best pose match in this first part of the
+    stream is the neutral pose (``calibration.py``).
     ``record``: an .mp4 path to record the output to while streaming, or None.
     Field metadata holds each field's range or choices: the single declaration every check reads.
     """
@@ -55,6 +58,7 @@ class PipelineConfig:
     relative: bool = True
     adapt_scale: bool = True
     stabilize: float = field(default=0.5, metadata={"range": STABILIZE_RANGE})
+    auto_calibrate_seconds: float = field(default=3.0, metadata={"range": AUTO_CALIBRATE_RANGE})
     vcam: bool = True
     vcam_size: tuple[int, int] = field(default=(640, 480), metadata={"range": SIZE_RANGE})
     vcam_fps: float = field(default=30.0, metadata={"range": FPS_RANGE})

@@ -21,6 +21,7 @@ from ..engine import RelativeMotion
 from ..errors import AvatarcamError, OutputError
 from ..paths import FileIdentity, file_identity
 from .avatars import AVATAR_SIZE, default_avatar, prepare_avatar_image
+from .calibration import AUTO, MatchReading, NeutralPicker
 from .capture import FAILED, OPENING, CaptureThread, Opener
 from .config import PipelineConfig
 from .detectors import FaceDetector, make_detector
@@ -48,6 +49,9 @@ class PipelineStats(Timings):  # the last frame's timings, and:
     calibrated: bool = False
     passthrough: bool = False
     face_found: bool = False  # in the last output frame
+    match: float | None = None  # the last animated frame's pose match with the avatar, 0-100 %
+    best_match: float | None = None  # the neutral pose's match, 0-100 %
+    calibration: str = AUTO  # how the neutral pose is chosen: auto | find-best | manual (calibration.py)
 
 
 def _avatar_key(image: str | os.PathLike | np.ndarray) -> Hashable | None:
@@ -78,6 +82,7 @@ class Pipeline:
         self._opener = opener
         self._framing = FaceFramer(detector, mode=cfg.framing, zoom=cfg.zoom, offset=cfg.offset)
         self._stabilizer = KeypointStabilizer(cfg.stabilize)
+        self._picker = NeutralPicker(lambda kp: self.animator.calibrate(keypoints=kp), cfg.auto_calibrate_seconds)
         self._capture: CaptureThread | None = None
         self._worker: InferenceWorker | None = None
         self._listeners: list[Listener] = []
@@ -144,7 +149,7 @@ class Pipeline:
         self._open_outputs()
         self._worker = InferenceWorker(capture, self._framing, self.animator, cfg, publish=self._publish,
                                        get_avatar=lambda: self._avatar_image, stabilizer=self._stabilizer,
-                                       notice=self._notice)
+                                       picker=self._picker, notice=self._notice)
         self._started = True
         self._framing.start_async()
         self._worker.start()
@@ -211,9 +216,25 @@ class Pipeline:
             self._listeners.remove(fn)
 
     def calibrate(self) -> None:
-        """Take the next framed face as the neutral pose."""
-        if self.animator is not None:
-            self.animator.request_calibration()
+        """Take the next framed face as the neutral pose (X); ends auto-calibration and find-best."""
+        self._picker.calibrate_next()
+
+    def set_find_best(self, enabled: bool) -> None:
+        """F: while on, the best-matching frame seen so far is the neutral pose (``match_reading()``
+        counts the improvements); off keeps the best one found."""
+        self._picker.set_find_best(enabled)
+
+    @property
+    def find_best(self) -> bool:
+        return self._picker.find_best
+
+    def match_reading(self) -> MatchReading:
+        """The live pose match (0-100 %), the neutral pose's match and how the neutral was chosen."""
+        return self._picker.reading(time.monotonic())
+
+    @property
+    def best_match(self) -> float | None:
+        return self._picker.reading().best
 
     def set_passthrough(self, enabled: bool) -> None:
         self.config.passthrough = bool(enabled)  # the worker reads the config on every frame
@@ -333,6 +354,7 @@ class Pipeline:
 
     def _apply(self, source, picture: np.ndarray) -> None:
         self.animator.use_source(source)
+        self._picker.set_avatar(source.keypoints)
         self._avatar_image = picture
         if self._worker is not None:
             self._worker.avatar_changed()
@@ -384,4 +406,9 @@ class Pipeline:
             precision=anim.options.precision if anim is not None else "",
             calibrated=bool(anim is not None and anim.is_calibrated),
             passthrough=self.config.passthrough, face_found=bool(bundle is not None and bundle.face_found),
+            **self._match_stats(),
         )
+
+    def _match_stats(self) -> dict:
+        reading = self._picker.reading()
+        return {"match": reading.match, "best_match": reading.best, "calibration": reading.mode}
