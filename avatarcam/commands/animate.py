@@ -42,9 +42,12 @@ def _load_animator(args: argparse.Namespace):
     from ..engine import Animator, EngineOptions, RelativeMotion
     from ..paths import find_checkpoint
 
+    def say(message: str) -> None:
+        print(f"avatarcam: {message}", file=sys.stderr, flush=True)
+
     options = EngineOptions(device=args.device, precision=args.precision, backend=args.backend)
-    print("avatarcam: loading the model ...", file=sys.stderr, flush=True)
-    return Animator.from_checkpoint(find_checkpoint(args.checkpoint), options,
+    say("loading the model ...")
+    return Animator.from_checkpoint(find_checkpoint(args.checkpoint), options, progress=say,
                                     motion=RelativeMotion(not args.no_relative, not args.no_adapt_scale))
 
 

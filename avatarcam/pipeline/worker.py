@@ -18,7 +18,7 @@ from ..imaging import to_uint8
 from .capture import CaptureThread, Frame
 from .config import PipelineConfig
 from .framing import FaceFramer, FramingResult
-from .outputs import draw_ai_label, letterbox
+from .outputs import draw_ai_label, fitted_box, letterbox
 from .stabilizer import KeypointStabilizer
 
 
@@ -141,7 +141,7 @@ class InferenceWorker(threading.Thread):
             shown = self._last_result if self._last_result is not None else avatar
             output = letterbox(shown, cfg.vcam_size, cfg.mirror_output)
             if cfg.ai_label:
-                output = draw_ai_label(output)
+                output = draw_ai_label(output, fitted_box(shown.shape, cfg.vcam_size))
         bundle = FrameBundle(output, frame.image, framed.box, avatar, framed.face_found, frame.index,
                              framed.crop, frame.t, t_pick)
         self.publish(bundle, timings)
