@@ -130,7 +130,8 @@ def test_bad_checkpoints_fail_with_one_line(tmp_path, clip, tiny_checkpoint, cas
     out = tmp_path / "out.mp4"
     proc = _run(src, clip, "-o", out, "--checkpoint", ckpt)
     assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("avatarcam: error:"), proc.stderr
+    progress, error = proc.stderr.splitlines(keepends=True)  # "loading the model ...", then one error line
+    assert progress == "avatarcam: loading the model ...\n" and error.startswith("avatarcam: error:"), proc.stderr
     assert str(ckpt) in proc.stderr
     assert not out.exists() and not marker.exists()
 
