@@ -145,6 +145,7 @@ class Pipeline:
         the outputs and start the threads; the cheap checks fail before the model loads."""
         if self._started:
             return
+        cfg = self.config
         capture = self._open_camera()
         self._capture = capture
         try:
@@ -153,7 +154,7 @@ class Pipeline:
             capture.stop()
             self.stop_recording()
             raise
-        self._worker = InferenceWorker(capture, self._framing, self.animator, self.config, publish=self._publish,
+        self._worker = InferenceWorker(capture, self._framing, self.animator, cfg, publish=self._publish,
                                        get_avatar=lambda: self._avatar_image, stabilizer=self._stabilizer,
                                        notice=self._notice)
         self._started = True
