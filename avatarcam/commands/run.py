@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", metavar="OUT.mp4", help=RECORD_HELP)
     parser.add_argument("--max-frames", type=arg_type("max_frames"), default=0, metavar="N",
                         help="stop after exactly N output frames (a recording then holds exactly N frames)")
+    add_ai_label_argument(parser)
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="model precision (default: auto)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime (default: auto)")
@@ -44,7 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mirror", action="store_true", help="mirror the output left-right")
     parser.add_argument("--passthrough", action="store_true", help="send the real camera picture (no avatar)")
     parser.add_argument("--no-loop", action="store_true", help="a video file as camera stops at its end")
-    add_ai_label_argument(parser)
 
 
 def add_ai_label_argument(parser: argparse.ArgumentParser) -> None:

@@ -36,12 +36,13 @@ class PipelineConfig:
 
     ``camera``: a camera index as digits ("0"), a video file path or a stream URL.
     ``stabilize``: keypoint smoothing strength in [0, 1]; 0 turns it off.
-    ``record``: an .mp4 path to record the output to while streaming, or None; it holds every
-    output frame exactly once (not padded to real time: see ``FileSink``).
+    ``record``: an .mp4 path to record the output to while streaming, or None.
+    Field metadata holds each field's range or choices: the single declaration every check reads.
+
+    A recording holds every output frame exactly once (not padded to real time: see ``FileSink``).
     ``max_frames``: stop making frames after this many output frames (0 = no limit).
     ``ai_label``: draw a small "AI" label in the corner of every animated output frame (virtual
     camera and recordings) so viewers can tell the picture is generated; on by default.
-    Field metadata holds each field's range or choices: the single declaration every check reads.
     """
 
     camera: str = "0"
