@@ -117,11 +117,12 @@ def _exit_code(args: argparse.Namespace, stats, path: str | None, interrupted: b
     return 0 if (vcam_ok or args.record) else 1
 
 
-def _start(args: argparse.Namespace, say) -> tuple[object, threading.Event, bool]:
-    """The pipeline, started; an event set after the last of ``--max-frames`` frames; vcam ok."""
+def _start(args: argparse.Namespace, say, animator=None) -> tuple[object, threading.Event, bool]:
+    """The pipeline, started (the cheap checks before the model loads); an event set after the
+    last of ``--max-frames`` frames; whether the virtual camera is fine."""
     from ..pipeline import Pipeline
 
-    pipeline = Pipeline(_config(args))
+    pipeline = Pipeline(_config(args), animator)
     pipeline.on_notice = say
     pipeline.on_progress = say
     vcam_ok = _open_vcam(pipeline, args, say)
