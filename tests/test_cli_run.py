@@ -137,3 +137,13 @@ def test_run_recording_is_tagged_synthetic_and_respects_the_umask(tmp_path, clip
     tags = MP4(str(out)).tags
     assert tags["\xa9cmt"] == [SYNTHETIC_NOTE] and tags["desc"] == [SYNTHETIC_NOTE]
     assert "avatarcam" in SYNTHETIC_NOTE and "ynthetic" in SYNTHETIC_NOTE
+
+
+def test_run_help_states_the_recording_semantics(capsys):
+    from avatarcam.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "every output frame exactly once" in text and "not padded to real time" in text
+    assert "--ai-label, --no-ai-label" in text and "{auto,torch,onnx}" in text
