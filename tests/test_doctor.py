@@ -80,3 +80,17 @@ def test_doctor_reports_a_window_that_can_start(monkeypatch):
     _fake_qtcheck(monkeypatch, None)
     [check] = doctor.window_checks()
     assert check.ok and "window" in check.detail
+
+
+def test_doctor_window_check_with_the_real_qt_check(tiny_checkpoint, monkeypatch, capsys):
+    """With Qt asked for X11 and no display, the real check (avatarcam.qtcheck, from the window side
+    of issue 13) must say so instead of letting Qt abort."""
+    import pytest
+
+    pytest.importorskip("avatarcam.qtcheck")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    main(["doctor", "--checkpoint", str(tiny_checkpoint)])
+    window = capsys.readouterr().out.split("== Window")[1].split("==")[0]
+    assert "[warn] window" in window and "avatarcam run" in window
