@@ -23,11 +23,15 @@ from PyQt6.QtWidgets import (
 from ..settings import Settings
 from . import keymap
 from .gallery import Gallery
-from .panels import CameraPanel, MissingCheckpointPanel, NoticeBar
+from .panels import CameraPanel, ConsentBar, MissingCheckpointPanel, NoticeBar
 from .previews import CameraView, OutputView
 
 PAGE_LIVE, PAGE_CHECKPOINT, PAGE_CAMERA = 0, 1, 2  # the pages of WindowWidgets.stack, in this order
-STATUS_FIELDS = (("fps", "Frames per second sent to the virtual camera"), ("model", "Model time per frame"),
+CAMERA_TIP = ("Your camera. The rectangle is the face crop the model sees (W/S zoom, U/H/J/K move, Shift+Z "
+              "reset); O shows the avatar over it.\nGreen rectangle: face found, the avatar follows it.\n"
+              "Orange rectangle: no face found in this frame; the output holds its last picture.")
+STATUS_FIELDS = (("fps", "Animated frames per second (frames without a face are held, not counted)"),
+                 ("model", "Model time per frame, or \"no face\" when the last frame had none"),
                  ("latency", "Camera-to-output latency"), ("device", "Inference device and precision"),
                  ("vcam", "Virtual camera state"))
 # (attribute, text, tooltip, hotkey action, checkable); None = a separator
@@ -69,6 +73,7 @@ class WindowWidgets:
     checkpoint_panel: MissingCheckpointPanel
     camera_panel: CameraPanel
     notice_bar: NoticeBar
+    consent_bar: ConsentBar  # the first-run notice about consent
     status_state: QLabel
     status_labels: dict[str, QLabel]  # STATUS_FIELDS keys
 
@@ -106,8 +111,7 @@ def _previews(settings: Settings) -> tuple[OutputView, CameraView, QLabel]:
     camera_view.mirrored = settings.mirror_preview
     camera_view.show_overlay = settings.overlay
     camera_view.overlay_opacity = settings.overlay_opacity
-    camera_view.setToolTip("Your camera. The rectangle is the face crop the model sees "
-                           "(W/S zoom, U/H/J/K move, Shift+Z reset). O shows the avatar over it.")
+    camera_view.setToolTip(CAMERA_TIP)
     hint = QLabel("Look straight into the camera with a relaxed face, match the avatar's pose "
                   "(O shows it over your face), then press <b>X</b> to calibrate.")
     hint.setWordWrap(True)
@@ -151,17 +155,18 @@ def _status_bar(window: QMainWindow) -> tuple[QLabel, dict[str, QLabel]]:
 def build_window(window: QMainWindow, settings: Settings) -> WindowWidgets:
     """Create the toolbar, the gallery, the page stack and the status bar inside ``window``."""
     actions = _toolbar(window)
-    actions.vcam.setChecked(settings.vcam)
+    # the Virtual camera button is checked by the window once the pipeline says it is on, never before
     actions.mirror.setChecked(settings.mirror_output)
     output_view, camera_view, hint = _previews(settings)
     checkpoint_panel, camera_panel = MissingCheckpointPanel(), CameraPanel()
     stack = QStackedWidget()
     for page in (_live_page(output_view, camera_view, hint), checkpoint_panel, camera_panel):
         stack.addWidget(page)
-    gallery, notice_bar = Gallery(), NoticeBar()
+    gallery, notice_bar, consent_bar = Gallery(), NoticeBar(), ConsentBar()
     center = QWidget()
     column = QVBoxLayout(center)
     column.setContentsMargins(8, 6, 8, 4)
+    column.addWidget(consent_bar)
     column.addWidget(notice_bar)
     row = QHBoxLayout()
     row.addWidget(gallery)
@@ -170,4 +175,4 @@ def build_window(window: QMainWindow, settings: Settings) -> WindowWidgets:
     window.setCentralWidget(center)
     status_state, status_labels = _status_bar(window)
     return WindowWidgets(actions, gallery, output_view, camera_view, hint, stack, checkpoint_panel, camera_panel,
-                         notice_bar, status_state, status_labels)
+                         notice_bar, consent_bar, status_state, status_labels)
