@@ -98,7 +98,7 @@ def _probe_problem(env: dict[str, str]) -> str | None:
     lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
     said = next((line for line in lines if "could not" in line.lower() or "cannot" in line.lower()),
                 lines[-1] if lines else f"exit status {done.returncode}")
-    return f"Qt could not start ({said[:200]})"
+    return f"Qt could not start ({said[:200]}): check that the display is running and reachable"
 
 
 def qt_platform_problem(env: dict[str, str] | None = None, *, probe: bool = True) -> str | None:

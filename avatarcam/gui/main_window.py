@@ -37,9 +37,9 @@ CONSENT_TEXT = ("<b>Animate only faces you have the right to use</b>: your own p
                 "\"AI\" label marks the outgoing picture (Settings).")
 VCAM_STATUS = {
     "on": "Choose 'avatarcam' as the camera in your video-call app",
-    "off": "The virtual camera is off: turn it on in the toolbar to use the avatar in a call",
-    "unavailable": "The virtual camera is unavailable (`avatarcam doctor` shows the fix); preview and recording work",
-    "error": "The virtual camera stopped after an error: turn it off and on again",
+    "off": "Virtual camera off: turn it on in the toolbar to use the avatar in a call",
+    "unavailable": "Virtual camera unavailable: `avatarcam doctor` shows the fix",
+    "error": "Virtual camera stopped after an error: turn it off and on again",
 }
 
 
