@@ -34,7 +34,7 @@ PRECISION_LABELS = {"auto": "auto (fp16 GPU, bf16/fp32 CPU)"}
 BACKEND_LABELS = {"auto": "auto (PyTorch)", "torch": "torch (PyTorch)",
                   "onnx": "onnx (ONNX Runtime; exported once, then cached)"}
 AI_LABEL_TEXT = ("Draws a small \"AI\" label in a corner of every frame that leaves avatarcam (virtual camera and "
-                 "recordings), so the people who see it know the video is generated. The preview shows it too.")
+                 "recordings), so the people who see it know the video is generated.")
 FRAMING_LABELS = {"auto": "auto (follow the face)", "manual": "manual (fixed crop; W/S/U/H/J/K)"}
 
 
@@ -153,17 +153,18 @@ class SettingsDialog(QDialog):
         return box
 
     def _responsible_box(self, s: Settings) -> QGroupBox:
-        box = QGroupBox("Responsible use")
-        column = QVBoxLayout(box)
-        self.ai_label = QCheckBox("Label the output as AI-generated (recommended)")
-        self.ai_label.setChecked(bool(getattr(s, "ai_label", True)))
-        self.ai_label.setEnabled(any(f.name == "ai_label" for f in fields(s)))
+        """The AI-label switch, with a sentence on what it does (the field lives in pipeline/config.py)."""
         explanation = QLabel(AI_LABEL_TEXT)
         explanation.setWordWrap(True)
         explanation.setObjectName("hint")
+        self.ai_label = QCheckBox("Label the output as AI-generated (recommended)")
         self.ai_label.setToolTip(AI_LABEL_TEXT)
-        column.addWidget(self.ai_label)
-        column.addWidget(explanation)
+        self.ai_label.setChecked(bool(getattr(s, "ai_label", True)))
+        self.ai_label.setEnabled(any(f.name == "ai_label" for f in fields(s)))
+        box = QGroupBox("Responsible use")
+        column = QVBoxLayout(box)
+        for widget in (self.ai_label, explanation):
+            column.addWidget(widget)
         return box
 
     def _probed(self, cams: list) -> None:
