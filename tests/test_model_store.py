@@ -15,7 +15,7 @@ from synthetic import synthetic_state_dicts
 
 from avatarcam import model_store
 from avatarcam.engine import FOMMConfig
-from avatarcam.engine.checkpoint import sniff_header
+from avatarcam.engine.sniff import sniff_header
 from avatarcam.model_store import (
     KNOWN_MD5,
     ChecksumError,

@@ -174,8 +174,7 @@ def test_precision_check_runs_on_one_device(tiny_networks, monkeypatch):
         seen.append((a.device.type, b.device.type))
         return 60.0
 
-    monkeypatch.setattr(backends, "psnr", fake_psnr)
-    monkeypatch.setattr(torch.Tensor, "cpu", lambda self: self)  # meta tensors cannot be copied out
+    monkeypatch.setattr(backends, "psnr", fake_psnr)  # meta tensors carry no values to compare
     assert backends.precision_accuracy(tiny_networks, torch.device("meta"), "bf16") == 60.0
     assert seen == [("meta", "meta")]
 

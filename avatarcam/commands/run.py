@@ -11,6 +11,9 @@ import time
 from ..errors import OutputError
 
 HELP = "Animate an avatar with your webcam into a virtual camera (no window)."
+RECORD_HELP = ("also record the output to this mp4: every output frame exactly once, played back at --fps "
+               "(not padded to real time, so when the model makes fewer frames a second than --fps the "
+               "recording plays faster than it happened); tagged as synthetic video")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="PATH", help="model weights (default: found automatically)")
     parser.add_argument("--vcam", action=argparse.BooleanOptionalAction, default=True,
                         help="send the avatar to the virtual camera (default: on)")
-    parser.add_argument("--record", metavar="OUT.mp4", help="also record the output to this mp4")
-    parser.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N output frames")
+    parser.add_argument("--record", metavar="OUT.mp4", help=RECORD_HELP)
+    parser.add_argument("--max-frames", type=arg_type("max_frames"), default=0, metavar="N",
+                        help="stop after exactly N output frames (a recording then holds exactly N frames)")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="model precision (default: auto)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime (default: auto)")
@@ -40,6 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mirror", action="store_true", help="mirror the output left-right")
     parser.add_argument("--passthrough", action="store_true", help="send the real camera picture (no avatar)")
     parser.add_argument("--no-loop", action="store_true", help="a video file as camera stops at its end")
+    add_ai_label_argument(parser)
+
+
+def add_ai_label_argument(parser: argparse.ArgumentParser) -> None:
+    """``--ai-label/--no-ai-label``, shared by ``run`` and ``animate``."""
+    parser.add_argument("--ai-label", action=argparse.BooleanOptionalAction, default=True,
+                        help="draw a small 'AI' label in the corner of every animated frame sent out or recorded, "
+                             "so viewers can tell the picture is generated (default: on)")
 
 
 def _status_line(stats) -> str:
@@ -57,12 +69,16 @@ def _config(args: argparse.Namespace):
                           framing=args.framing, detector=args.detector,
                           stabilize=0.0 if args.no_stabilize else PipelineConfig.stabilize, vcam=False,
                           vcam_size=args.size, vcam_fps=args.fps, mirror_output=args.mirror, record=args.record,
-                          passthrough=args.passthrough)
+                          passthrough=args.passthrough, max_frames=args.max_frames, ai_label=args.ai_label)
 
 
 def _open_vcam(pipeline, args: argparse.Namespace, say) -> bool:
-    """Turn the virtual camera on if asked; False when it was asked for and is missing."""
+    """Turn the virtual camera on if asked (before the model loads: a cheap check); False when it
+    was asked for and is missing."""
     if not args.vcam:
+        if not args.record:
+            raise OutputError("--no-vcam without --record would output nothing; add --record OUT.mp4 "
+                              "or leave the virtual camera on.")
         return True
     message = pipeline.set_vcam_enabled(True)
     if not message:
@@ -101,9 +117,32 @@ def _exit_code(args: argparse.Namespace, stats, path: str | None, interrupted: b
     return 0 if (vcam_ok or args.record) else 1
 
 
-def main(args: argparse.Namespace) -> int:
+def _start(args: argparse.Namespace, say) -> tuple[object, threading.Event, bool]:
+    """The pipeline, started; an event set after the last of ``--max-frames`` frames; vcam ok."""
     from ..pipeline import Pipeline
 
+    pipeline = Pipeline(_config(args))
+    pipeline.on_notice = say
+    pipeline.on_progress = say
+    vcam_ok = _open_vcam(pipeline, args, say)
+    done = threading.Event()
+    published = [0]
+
+    def count(_bundle) -> None:
+        published[0] += 1
+        if published[0] >= args.max_frames > 0:
+            done.set()
+
+    pipeline.add_listener(count)
+    try:
+        pipeline.start()  # AvatarcamError (camera, avatar, record path, checkpoint) -> one line, exit 2
+    except BaseException:
+        pipeline.stop()
+        raise
+    return pipeline, done, vcam_ok
+
+
+def main(args: argparse.Namespace) -> int:
     tty = sys.stderr.isatty()
     lock = threading.Lock()
 
@@ -111,13 +150,7 @@ def main(args: argparse.Namespace) -> int:
         with lock:
             print(("\r\033[K" if tty else "") + f"avatarcam: {message}", file=sys.stderr, flush=True)
 
-    pipeline = Pipeline(_config(args))
-    pipeline.on_notice = say
-    done = threading.Event()
-    target = max(0, args.max_frames)
-    pipeline.add_listener(lambda bundle: target and pipeline.stats().frames_out + 1 >= target and done.set())
-    pipeline.start()  # AvatarcamError (camera, checkpoint, avatar, record path) -> one line, exit 2
-    vcam_ok = _open_vcam(pipeline, args, say)
+    pipeline, done, vcam_ok = _start(args, say)
     interrupted = False
     previous = signal.getsignal(signal.SIGINT)
     try:
@@ -127,8 +160,8 @@ def main(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not break the clean stop
         try:
-            stats = pipeline.stats()
             path = pipeline.stop_recording() if pipeline.recording else None
+            stats = pipeline.stats()
             pipeline.stop()
         finally:
             signal.signal(signal.SIGINT, previous)
@@ -136,5 +169,6 @@ def main(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     say(("stopped: " if interrupted else "done: ") + _status_line(stats))
     if args.record:
-        say(f"recorded {path}" if path else f"no recording was saved to {args.record}")
+        say(f"recorded {stats.recorded_frames} frames to {path}" if path
+            else f"no recording was saved to {args.record}")
     return _exit_code(args, stats, path, interrupted, vcam_ok)

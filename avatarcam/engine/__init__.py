@@ -1,16 +1,25 @@
-"""First Order Motion Model inference engine."""
+"""First Order Motion Model inference engine.
 
-from .animator import AnimateJob, Animator, Calibration, PreparedSource
-from .checkpoint import Networks, load_networks, read_checkpoint, sniff_header
-from .config import DenseMotionConfig, FOMMConfig, GeneratorConfig, KeypointDetectorConfig
-from .generator import OcclusionAwareGenerator
-from .keypoint_detector import KeypointDetector
-from .motion import Keypoints, RelativeMotion, normalize_kp
-from .options import BACKENDS, DEVICES, PRECISIONS, PSNR_BAR_DB, EngineOptions
+Names are imported on first use, so that light parts (``engine.options``, ``engine.sniff``) can be
+used by settings, the CLI and the downloader without importing torch.
+"""
 
-__all__ = [
-    "AnimateJob", "Animator", "Calibration", "PreparedSource", "Networks", "load_networks", "read_checkpoint",
-    "sniff_header", "DenseMotionConfig", "FOMMConfig", "GeneratorConfig", "KeypointDetectorConfig",
-    "OcclusionAwareGenerator", "KeypointDetector", "Keypoints", "RelativeMotion", "normalize_kp", "BACKENDS",
-    "DEVICES", "PRECISIONS", "PSNR_BAR_DB", "EngineOptions",
-]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "AnimateJob": "animator", "Animator": "animator", "Calibration": "animator", "PreparedSource": "animator",
+    "Networks": "checkpoint", "load_networks": "checkpoint", "read_checkpoint": "checkpoint",
+    "sniff_header": "sniff", "DenseMotionConfig": "config", "FOMMConfig": "config", "GeneratorConfig": "config",
+    "KeypointDetectorConfig": "config", "OcclusionAwareGenerator": "generator", "KeypointDetector": "keypoint_detector",
+    "Keypoints": "motion", "RelativeMotion": "motion", "normalize_kp": "motion", "BACKENDS": "options",
+    "DEVICES": "options", "PRECISIONS": "options", "PSNR_BAR_DB": "options", "EngineOptions": "options",
+}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

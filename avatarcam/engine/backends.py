@@ -52,7 +52,7 @@ def precision_accuracy(networks: Networks, device: torch.device, precision: str,
     low = TorchBackend(networks, device, precision, channels_last=channels_last)
     reference = TorchBackend(networks, device, "fp32", channels_last=channels_last)
     got, want = predictions(low.render, reference.render, networks.config.image_size, device)
-    return psnr(got.float().cpu(), want.float().cpu())
+    return psnr(got, want)
 
 
 def _verified_precision(networks: Networks, options: EngineOptions, device: torch.device, precision: str,

@@ -13,7 +13,6 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import nn
@@ -23,6 +22,7 @@ from ..paths import CHECKPOINT_NAME, CHECKPOINT_URL, user_models_dir
 from .config import FOMMConfig
 from .generator import OcclusionAwareGenerator
 from .keypoint_detector import KeypointDetector
+from .sniff import sniff_header
 
 MODULES = ("kp_detector", "generator")
 CONFIG_KEY = "avatarcam_config"  # optional: architecture of a non-vox-256 (test) model
@@ -39,18 +39,6 @@ def _first(keys, n: int = _SHOW_KEYS) -> str:
     keys = list(keys)
     shown = ", ".join(keys[:n])
     return shown + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
-
-
-def sniff_header(head: bytes) -> Literal["zip", "legacy", "html", "unknown"]:
-    """What the first bytes of a file say it is: a torch zip checkpoint, a legacy (pre-1.6)
-    pickle checkpoint, a web page served instead of the file, or something else."""
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
-    if head[:1] == b"\x80":  # pickle protocol 2+
-        return "legacy"
-    if head.lstrip()[:1] == b"<":
-        return "html"
-    return "unknown"
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Mapping]:

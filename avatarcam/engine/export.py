@@ -117,17 +117,6 @@ def checkpoint_key(path: str | os.PathLike, config: FOMMConfig, opset: int = OPS
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def weights_key(networks: Networks, opset: int = OPSET) -> str:
-    """Content hash of the weights, for models that did not come from a file."""
-    h = hashlib.sha1(json.dumps({"config": networks.config.to_dict(), "opset": opset, "version": EXPORT_VERSION,
-                                 "code": _code_hash()}, sort_keys=True).encode())
-    for module in (networks.kp_detector, networks.generator):
-        for name, t in module.state_dict().items():
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def default_cache_dir(key: str, stem: str = "model") -> Path:
     return user_models_dir() / "onnx" / f"{stem}-{key}"
 
@@ -221,14 +210,13 @@ def check_stage(path: Path, module: nn.Module, example: tuple, stage: str, with_
 def ensure_exported(networks: Networks, *, checkpoint: str | os.PathLike | None = None,
                     folder: str | os.PathLike | None = None, opset: int = OPSET,
                     progress: Callable[[str], None] | None = None) -> Path:
-    """The export folder for this model, exporting it first if it is not cached yet."""
+    """The export folder for this model (``folder``, or the cache keyed by the checkpoint file),
+    exporting it first if it is not there yet."""
     if folder is None:
-        if checkpoint is not None:
-            key = checkpoint_key(checkpoint, networks.config, opset)
-            stem = Path(checkpoint).name.split(".")[0] or "model"
-        else:
-            key, stem = weights_key(networks, opset), "model"
-        folder = default_cache_dir(key, stem)
+        if checkpoint is None:
+            raise AvatarcamError("an ONNX export needs the checkpoint file or an export folder.")
+        stem = Path(checkpoint).name.split(".")[0] or "model"
+        folder = default_cache_dir(checkpoint_key(checkpoint, networks.config, opset), stem)
     folder = Path(folder)
     if not is_complete(folder):
         export_onnx(networks, folder, opset=opset, key=folder.name, progress=progress)

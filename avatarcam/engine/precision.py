@@ -115,8 +115,9 @@ def resolve_onnx_precision(precision: str, device: torch.device) -> str:
 
 
 def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
-    """PSNR in dB of two images in [0,1] (inf when equal)."""
-    mse = float(((torch.as_tensor(a).double() - torch.as_tensor(b).double()) ** 2).mean())
+    """PSNR in dB of two images in [0,1] (inf when equal); tensors may be on any device."""
+    a, b = (torch.as_tensor(x).detach().cpu().double() for x in (a, b))
+    mse = float(((a - b) ** 2).mean())
     return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 

@@ -32,6 +32,7 @@ class TorchBackend:
         self.image_size = networks.config.image_size
         self.channels_last = self.device.type in ("cpu", "cuda") if channels_last is None else bool(channels_last)
         self.compiled, self.compile_seconds = False, 0.0
+        self.accuracy_db: float | None = None  # set by the factory when the precision was checked
         self.kp_detector = prepare_for_inference(networks.kp_detector, torch.float32, self.channels_last, self.device)
         self.generator = prepare_for_inference(networks.generator, DTYPES[precision], self.channels_last, self.device)
         self._decode_fn: Callable[..., torch.Tensor] = self.generator.decode_tensors

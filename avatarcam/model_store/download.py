@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..engine.sniff import sniff_header
 from ..errors import CheckpointError, DiskFullError, DownloadCancelled, DownloadError, NotACheckpointError
 from ..paths import CHECKPOINT_NAME, CHECKPOINT_URL, atomic_write_text
 from .locate import discard_partial, manual_steps, megabytes, meta_path, part_path, resolve_destination
@@ -78,7 +79,6 @@ class _Job:
     cancel: threading.Event | None
     timeout: float
     max_bytes: int
-    sniff: Callable[[bytes], str]  # engine.checkpoint.sniff_header
 
     @property
     def part(self) -> Path:
@@ -112,9 +112,7 @@ def download_checkpoint(dest: str | os.PathLike | None = None, mirrors: Sequence
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DownloadError(f"{dest.parent}: cannot create the folder ({err.strerror or err}).") from None
-    from ..engine.checkpoint import sniff_header  # imports torch (seconds): before any connection is open
-
-    return _from_mirrors(_Job(dest, say, progress, cancel, timeout, max_bytes, sniff_header), mirrors)
+    return _from_mirrors(_Job(dest, say, progress, cancel, timeout, max_bytes), mirrors)
 
 
 def _from_mirrors(job: _Job, mirrors: list[Mirror]) -> DownloadResult:
@@ -242,7 +240,7 @@ def _content_range(value: str) -> tuple[int | None, int | None]:
 
 def _check_head(job: _Job, url: str, head: bytes) -> None:
     """Refuse a body that does not start like a PyTorch file (zip or legacy pickle)."""
-    kind = job.sniff(head)
+    kind = sniff_header(head)
     if kind == "html":
         raise NotACheckpointError(f"{url}: serves a web page (HTML), not the checkpoint file; {WEB_PAGE_FIX}")
     if kind == "unknown":

@@ -73,6 +73,7 @@ class Pipeline:
         self.config = cfg = config or PipelineConfig()
         self.animator = animator
         self.on_notice: Callable[[str], None] | None = None
+        self.on_progress: Callable[[str], None] | None = None  # "loading the model ..." while start() waits
         self.notices: list[str] = []
         self.last_bundle: FrameBundle | None = None
         self._opener = opener
@@ -109,40 +110,50 @@ class Pipeline:
     def _load_animator(self):
         cfg = self.config
         return load_animator(cfg.checkpoint, cfg.engine_options(), motion=RelativeMotion(cfg.relative, cfg.adapt_scale),
-                             notice=self._notice)
+                             notice=self._notice, progress=self.on_progress)
 
-    def _open_outputs(self) -> None:
+    def _open_camera(self) -> CaptureThread:
         cfg = self.config
-        try:
-            if cfg.record:
-                self.start_recording(cfg.record)
-            if cfg.vcam:
-                message = self.set_vcam_enabled(True)
-                if message:
-                    self._notice(message)
-        except AvatarcamError:
-            self._capture.stop()
-            self.stop_recording()
-            raise
-
-    def start(self) -> None:
-        """Load what is missing, open the camera and the outputs, and start the threads."""
-        if self._started:
-            return
-        cfg = self.config
-        if self.animator is None:
-            self.animator = self._load_animator()
-        if self._framing.detector is None:
-            self._framing.detector = make_detector(cfg.detector, notice=self._notice)
-        # the first avatar is prepared here so the first output frame already shows it
-        self._apply(*self._prepare(cfg.avatar if cfg.avatar is not None else default_avatar()))
         capture = CaptureThread(cfg.camera, tuple(cfg.capture_size), cfg.capture_fps, loop=cfg.loop_video,
                                 opener=self._opener,
                                 on_state=lambda _state, message: message and self._notice(message))
         capture.open()  # CameraError now, with its fix, if the camera cannot be opened at all
+        return capture
+
+    def _get_ready(self) -> None:
+        """Cheap checks first (avatar file, recording folder), then the slow model load."""
+        cfg = self.config
+        avatar = cfg.avatar if cfg.avatar is not None else default_avatar()
+        picture = prepare_avatar_image(avatar) if self._cached(avatar) is None else None  # MediaError
+        if cfg.record:
+            self.start_recording(cfg.record)  # OutputError for a folder that cannot be written
+        if self.animator is None:
+            if self.on_progress is not None:
+                self.on_progress("loading the model ...")
+            self.animator = self._load_animator()
+        if self._framing.detector is None:
+            self._framing.detector = make_detector(cfg.detector, notice=self._notice)
+        # the first avatar is prepared here so the first output frame already shows it
+        self._apply(*self._prepare(avatar, picture))
+        if cfg.vcam:
+            message = self.set_vcam_enabled(True)
+            if message:
+                self._notice(message)
+
+    def start(self) -> None:
+        """Open the camera, check the avatar and the recording path, load what is missing, open
+        the outputs and start the threads; the cheap checks fail before the model loads."""
+        if self._started:
+            return
+        capture = self._open_camera()
         self._capture = capture
-        self._open_outputs()
-        self._worker = InferenceWorker(capture, self._framing, self.animator, cfg, publish=self._publish,
+        try:
+            self._get_ready()
+        except BaseException:
+            capture.stop()
+            self.stop_recording()
+            raise
+        self._worker = InferenceWorker(capture, self._framing, self.animator, self.config, publish=self._publish,
                                        get_avatar=lambda: self._avatar_image, stabilizer=self._stabilizer,
                                        notice=self._notice)
         self._started = True
@@ -194,7 +205,7 @@ class Pipeline:
         if vcam is not None:
             self._send_vcam(vcam, bundle.output)
         if recorder is not None:
-            recorder.write(bundle.output, bundle.t_capture)
+            recorder.write(bundle.output)
         self.last_bundle = bundle
         for listener in list(self._listeners):
             try:
@@ -220,6 +231,10 @@ class Pipeline:
 
     def set_mirror_output(self, enabled: bool) -> None:
         self.config.mirror_output = bool(enabled)
+
+    def set_ai_label(self, enabled: bool) -> None:
+        """The "AI" label on outgoing animated frames (virtual camera and recordings)."""
+        self.config.ai_label = bool(enabled)
 
     def set_relative(self, enabled: bool) -> None:
         self.config.relative = bool(enabled)
@@ -319,12 +334,12 @@ class Pipeline:
         # the file is gone (deleted or on an unplugged drive): reuse what was prepared from it
         return self._avatar_by_path.get(str(Path(image).expanduser().resolve()))
 
-    def _prepare(self, image) -> Prepared:
+    def _prepare(self, image, picture: np.ndarray | None = None) -> Prepared:
         cached = self._cached(image)
         if cached is not None:
             return cached
         key = _avatar_key(image)
-        picture = prepare_avatar_image(image)
+        picture = prepare_avatar_image(image) if picture is None else picture
         prepared = (self.animator.prepare_source(picture), picture)
         self._avatar_cache[key] = prepared
         if isinstance(key, FileIdentity):

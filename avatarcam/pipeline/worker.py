@@ -18,7 +18,7 @@ from ..imaging import to_uint8
 from .capture import CaptureThread, Frame
 from .config import PipelineConfig
 from .framing import FaceFramer, FramingResult
-from .outputs import letterbox
+from .outputs import draw_ai_label, fitted_box, letterbox
 from .stabilizer import KeypointStabilizer
 
 
@@ -97,6 +97,8 @@ class InferenceWorker(threading.Thread):
     def run(self) -> None:
         last = -1
         while not self._halt.is_set():
+            if 0 < self.config.max_frames <= self.frames_out:
+                return  # exactly max_frames were published: a recording holds exactly that many
             frame = self.capture.latest(last, timeout=self.poll_s)
             if frame is None or self._halt.is_set():
                 continue
@@ -138,6 +140,8 @@ class InferenceWorker(threading.Thread):
         else:  # no face: hold the last good frame (or the still avatar), never garbage
             shown = self._last_result if self._last_result is not None else avatar
             output = letterbox(shown, cfg.vcam_size, cfg.mirror_output)
+            if cfg.ai_label:
+                output = draw_ai_label(output, fitted_box(shown.shape, cfg.vcam_size))
         bundle = FrameBundle(output, frame.image, framed.box, avatar, framed.face_found, frame.index,
                              framed.crop, frame.t, t_pick)
         self.publish(bundle, timings)
