@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import pytest
 from gui_support import TIMEOUT_MS
 
@@ -83,10 +81,15 @@ def test_the_ai_label_switch_explains_itself(qtbot, make_window):
     w = make_window(Settings(vcam=False), autostart=False)
     dlg = SettingsDialog(w.settings, w)
     assert dlg.ai_label.isChecked() and "AI" in dlg.ai_label.toolTip() and "recordings" in AI_LABEL_TEXT
-    if not any(f.name == "ai_label" for f in fields(Settings)):  # the field comes with the label (pipeline)
-        assert not dlg.ai_label.isEnabled()
-        return
     dlg.ai_label.setChecked(False)
     new = dlg.result_settings()
     dlg.reject()
     assert new.ai_label is False and w.settings.ai_label is True
+
+
+def test_turning_the_ai_label_off_applies_without_a_restart(qtbot, live_window):
+    w = live_window
+    gen, pipeline = w.controller.generation, w.pipeline
+    w.apply_settings(w.settings.copy(ai_label=False))
+    assert w.controller.generation == gen and w.pipeline is pipeline and not pipeline.config.ai_label
+    assert load_settings()[0].ai_label is False

@@ -67,9 +67,10 @@ def test_platforms_without_a_window_system_need_no_check():
 
 def test_window_options_are_parsed_with_the_declared_choices(tmp_path):
     parser = build_parser()
-    args = parser.parse_args(["--checkpoint", "m.pth", "--camera", "2", "--no-vcam", "--backend", "onnx"])
+    args = parser.parse_args(["--checkpoint", "m.pth", "--camera", "2", "--no-vcam", "--backend", "onnx",
+                              "--no-ai-label"])
     assert overrides(args) == {"checkpoint": str(Path("m.pth").absolute()), "camera": "2", "vcam": False,
-                               "backend": "onnx"}
+                               "backend": "onnx", "ai_label": False}
     assert overrides(parser.parse_args([])) == {}
     with pytest.raises(SystemExit):
         parser.parse_args(["--precision", "fp8"])

@@ -28,7 +28,7 @@ from .settings_dialog import SettingsDialog
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
 # settings the running pipeline cannot take over: changing one restarts it
 RESTART_FIELDS = ("camera", "capture_size", "checkpoint", "device", "precision", "backend", "framing", "detector",
-                  "relative", "adapt_scale", "stabilize", "vcam_size", "vcam_fps", "ai_label")
+                  "relative", "adapt_scale", "stabilize", "vcam_size", "vcam_fps")
 MESSAGE_S = 6.0  # how long a message that matters holds the status line against the stats timer
 SAVED_MESSAGE_S = 20.0  # "Saved <path>": long enough to read and copy the path
 SAVE_DELAY_MS = 1000  # crop keys repeat: the settings file is written once they stop
@@ -269,13 +269,15 @@ class MainWindow(QMainWindow):
     def apply_settings(self, new: Settings) -> None:
         old, self.settings = self.settings, new
         self.save()
-        if any(getattr(old, f, None) != getattr(new, f, None) for f in RESTART_FIELDS) or self.pipeline is None:
+        if any(getattr(old, f) != getattr(new, f) for f in RESTART_FIELDS) or self.pipeline is None:
             self.start_pipeline()
             return
         if old.zoom != new.zoom:
             self.pipeline.zoom_crop(new.zoom / self.pipeline.crop_zoom)
         if old.vcam != new.vcam:
             self.ui.actions.vcam.setChecked(new.vcam)
+        if old.ai_label != new.ai_label:
+            self.pipeline.set_ai_label(new.ai_label)
 
     # checkpoint / camera panels -------------------------------------------------------------
     def locate_checkpoint(self) -> None:

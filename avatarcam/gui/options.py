@@ -41,8 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices = specs[flag[2:]].metadata["choices"]
         group.add_argument(flag, choices=choices, help=text)
     for flag, text in SWITCH_OPTIONS:
-        if flag[2:].replace("-", "_") in specs:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
 
 
 def overrides(args: argparse.Namespace | None) -> dict[str, Any]:

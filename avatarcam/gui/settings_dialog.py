@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -33,8 +31,8 @@ DEVICE_LABELS = {"auto": "auto (GPU if available)", "cuda": "cuda (NVIDIA GPU)",
 PRECISION_LABELS = {"auto": "auto (fp16 GPU, bf16/fp32 CPU)"}
 BACKEND_LABELS = {"auto": "auto (PyTorch)", "torch": "torch (PyTorch)",
                   "onnx": "onnx (ONNX Runtime; exported once, then cached)"}
-AI_LABEL_TEXT = ("Draws a small \"AI\" label in a corner of every frame that leaves avatarcam (virtual camera and "
-                 "recordings), so the people who see it know the video is generated.")
+AI_LABEL_TEXT = ("Draws a small \"AI\" label in a corner of every animated frame that leaves avatarcam (virtual "
+                 "camera and recordings), so the people who see it know the video is generated.")
 FRAMING_LABELS = {"auto": "auto (follow the face)", "manual": "manual (fixed crop; W/S/U/H/J/K)"}
 
 
@@ -159,8 +157,7 @@ class SettingsDialog(QDialog):
         explanation.setObjectName("hint")
         self.ai_label = QCheckBox("Label the output as AI-generated (recommended)")
         self.ai_label.setToolTip(AI_LABEL_TEXT)
-        self.ai_label.setChecked(bool(getattr(s, "ai_label", True)))
-        self.ai_label.setEnabled(any(f.name == "ai_label" for f in fields(s)))
+        self.ai_label.setChecked(s.ai_label)
         box = QGroupBox("Responsible use")
         column = QVBoxLayout(box)
         for widget in (self.ai_label, explanation):
@@ -199,9 +196,8 @@ class SettingsDialog(QDialog):
 
     def result_settings(self) -> Settings:
         """The settings as edited (the original object is not changed)."""
-        switches = {"ai_label": self.ai_label.isChecked()} if self.ai_label.isEnabled() else {}
         return self._original.copy(
-            **switches,
+            ai_label=self.ai_label.isChecked(),
             camera=self.camera_value(),
             capture_size=size_of(self.capture_size),
             checkpoint=self.checkpoint.text().strip() or None,
