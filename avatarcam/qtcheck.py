@@ -112,7 +112,7 @@ def qt_platform_problem(env: dict[str, str] | None = None, *, probe: bool = True
         return f"The window cannot start: PyQt6 is not installed (pip install PyQt6), {HEADLESS}."
     problems = [p for p in (_display_problem(platform, env), _library_problem(platform)) if p]
     if not problems and probe and sys.platform.startswith("linux"):
-        problems = [p for p in (_probe_problem(env),) if p]
+        problems = list(filter(None, [_probe_problem(env)]))
     if not problems:
         return None
     return f"The window cannot start: {'; '.join(problems)}; {HEADLESS}."
