@@ -134,3 +134,14 @@ def test_consent_notice_is_shown_once(qtbot, make_window):
     assert not first.ui.consent_bar.isVisible() and load_settings()[0].consent_seen
     second = make_window(load_settings()[0], autostart=False)
     assert not second.ui.consent_bar.isVisible()
+
+
+def test_the_saved_zoom_is_used_at_the_next_start(qtbot, live_window, make_window):
+    w = live_window
+    press(qtbot, w, Qt.Key.Key_W)
+    press(qtbot, w, Qt.Key.Key_W)
+    zoom = w.pipeline.crop_zoom
+    w.close()  # closing writes what the save timer has not written yet
+    again = make_window(load_settings()[0])
+    qtbot.waitUntil(lambda: again.pipeline is not None, timeout=TIMEOUT_MS)
+    assert zoom == pytest.approx(1.21) and again.pipeline.crop_zoom == pytest.approx(zoom, abs=1e-3)
