@@ -9,7 +9,6 @@ from gui_support import TIMEOUT_MS, press, wait_frames
 from PyQt6.QtCore import Qt
 
 from avatarcam.gui.controller import RateMeter
-from avatarcam.gui.layout import CAMERA_TIP
 from avatarcam.gui.main_window import VCAM_STATUS, status_line
 from avatarcam.pipeline import PipelineStats
 from avatarcam.settings import Settings, load_settings
@@ -99,8 +98,9 @@ def test_frames_with_a_face_show_model_time_and_animated_fps(qtbot, live_window)
     assert w.ui.camera_view.box_legend() == ""
 
 
-def test_the_orange_face_box_is_explained():
-    assert "Orange" in CAMERA_TIP and "no face" in CAMERA_TIP
+def test_the_orange_face_box_is_explained(qtbot, make_window):
+    tip = make_window(Settings(vcam=False), autostart=False).ui.camera_view.toolTip()
+    assert "Orange rectangle: no face found" in tip and "Green rectangle" in tip
 
 
 def test_rate_meter_counts_events_in_its_window():

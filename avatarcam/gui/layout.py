@@ -22,14 +22,14 @@ from PyQt6.QtWidgets import (
 
 from ..settings import Settings
 from . import keymap
+from .consent import ConsentBar
 from .gallery import Gallery
-from .panels import CameraPanel, ConsentBar, MissingCheckpointPanel, NoticeBar
+from .panels import CameraPanel, MissingCheckpointPanel, NoticeBar
 from .previews import CameraView, OutputView
 
 PAGE_LIVE, PAGE_CHECKPOINT, PAGE_CAMERA = 0, 1, 2  # the pages of WindowWidgets.stack, in this order
-CAMERA_TIP = ("Your camera. The rectangle is the face crop the model sees (W/S zoom, U/H/J/K move, Shift+Z "
-              "reset); O shows the avatar over it.\nGreen rectangle: face found, the avatar follows it.\n"
-              "Orange rectangle: no face found in this frame; the output holds its last picture.")
+FACE_BOX_LEGEND = ("\nGreen rectangle: face found, the avatar follows it.\n"
+                   "Orange rectangle: no face found in this frame; the output holds its last picture.")
 STATUS_FIELDS = (("fps", "Animated frames per second (frames without a face are held, not counted)"),
                  ("model", "Model time per frame, or \"no face\" when the last frame had none"),
                  ("latency", "Camera-to-output latency"), ("device", "Inference device and precision"),
@@ -111,7 +111,8 @@ def _previews(settings: Settings) -> tuple[OutputView, CameraView, QLabel]:
     camera_view.mirrored = settings.mirror_preview
     camera_view.show_overlay = settings.overlay
     camera_view.overlay_opacity = settings.overlay_opacity
-    camera_view.setToolTip(CAMERA_TIP)
+    camera_view.setToolTip("Your camera. The rectangle is the face crop the model sees "
+                           "(W/S zoom, U/H/J/K move, Shift+Z reset). O shows the avatar over it.")
     hint = QLabel("Look straight into the camera with a relaxed face, match the avatar's pose "
                   "(O shows it over your face), then press <b>X</b> to calibrate.")
     hint.setWordWrap(True)
@@ -158,6 +159,7 @@ def build_window(window: QMainWindow, settings: Settings) -> WindowWidgets:
     # the Virtual camera button is checked by the window once the pipeline says it is on, never before
     actions.mirror.setChecked(settings.mirror_output)
     output_view, camera_view, hint = _previews(settings)
+    camera_view.setToolTip(camera_view.toolTip() + FACE_BOX_LEGEND)
     checkpoint_panel, camera_panel = MissingCheckpointPanel(), CameraPanel()
     stack = QStackedWidget()
     for page in (_live_page(output_view, camera_view, hint), checkpoint_panel, camera_panel):

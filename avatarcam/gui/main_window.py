@@ -19,6 +19,7 @@ from ..imaging import IMAGE_SUFFIXES
 from ..paths import CHECKPOINT_NAME
 from ..pipeline import avatars as avatar_store
 from ..settings import OVERLAY_OPACITY_RANGE, Settings, save_settings
+from .consent import CONSENT_TEXT
 from .controller import PipelineController
 from .hotkeys import HotkeyFilter, KeyMapDialog
 from .layout import PAGE_CAMERA, PAGE_CHECKPOINT, PAGE_LIVE, build_window
@@ -32,9 +33,6 @@ RESTART_FIELDS = ("camera", "capture_size", "checkpoint", "device", "precision",
 MESSAGE_S = 6.0  # how long a message that matters holds the status line against the stats timer
 SAVED_MESSAGE_S = 20.0  # "Saved <path>": long enough to read and copy the path
 SAVE_DELAY_MS = 1000  # crop keys repeat: the settings file is written once they stop
-CONSENT_TEXT = ("<b>Animate only faces you have the right to use</b>: your own portrait, or one whose owner "
-                "agreed. Tell the people you call that they see a generated video; by default a small "
-                "\"AI\" label marks the outgoing picture (Settings).")
 VCAM_STATUS = {
     "on": "Choose 'avatarcam' as the camera in your video-call app",
     "off": "Virtual camera off: turn it on in the toolbar to use the avatar in a call",

@@ -248,14 +248,3 @@ class NoticeBar(QFrame):
         self.style().polish(self)
         self.label.setText(text)
         self.show()
-
-
-
-class ConsentBar(NoticeBar):
-    """The first-run notice about consent; "I understand" (or closing it) means it was read."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.understood = QPushButton("I understand")
-        self.understood.clicked.connect(self.dismiss)
-        self.row.insertWidget(1, self.understood, 0, Qt.AlignmentFlag.AlignVCenter)
