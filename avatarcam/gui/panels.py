@@ -248,3 +248,4 @@ class NoticeBar(QFrame):
         self.style().polish(self)
         self.label.setText(text)
         self.show()
+
