@@ -35,6 +35,7 @@ class Settings(PipelineConfig):
     overlay_opacity: float = field(default=0.4, metadata={"range": OVERLAY_OPACITY_RANGE})
     show_stats: bool = False
     record_dir: str | None = None  # None = the user's videos folder
+    consent_seen: bool = False  # the window's first-run notice about consent was read
 
     def copy(self, **changes: Any) -> Settings:
         return replace(self, **changes)
