@@ -26,9 +26,9 @@ def faceless_clip(tmp_path_factory) -> str:
 
 @pytest.mark.parametrize("state", ["off", "unavailable", "error"])
 def test_status_line_never_sends_the_user_to_a_missing_virtual_camera(state):
-    line = status_line(PipelineStats(camera_state="running", calibrated=True, vcam_state=state))
+    line = status_line(PipelineStats(camera_state="running", calibrated=True, vcam_state=state, calibration="manual"))
     assert "Choose 'avatarcam'" not in line and line == "Calibrated. " + VCAM_STATUS[state]
-    on = status_line(PipelineStats(camera_state="running", calibrated=True, vcam_state="on"))
+    on = status_line(PipelineStats(camera_state="running", calibrated=True, vcam_state="on", calibration="manual"))
     assert "Choose 'avatarcam' as the camera" in on
 
 
@@ -145,3 +145,11 @@ def test_the_saved_zoom_is_used_at_the_next_start(qtbot, live_window, make_windo
     again = make_window(load_settings()[0])
     qtbot.waitUntil(lambda: again.pipeline is not None, timeout=TIMEOUT_MS)
     assert zoom == pytest.approx(1.21) and again.pipeline.crop_zoom == pytest.approx(zoom, abs=1e-3)
+
+
+def test_status_line_says_how_the_neutral_pose_was_chosen():
+    """Auto-calibration must not be reported as the user's own calibration (X)."""
+    auto = status_line(PipelineStats(camera_state="running", calibrated=True, vcam_state="on", calibration="auto"))
+    manual = status_line(PipelineStats(camera_state="running", calibrated=True, vcam_state="on", calibration="manual"))
+    assert auto.startswith("Auto-calibrated") and "press X" in auto
+    assert manual.startswith("Calibrated.")

@@ -18,6 +18,7 @@ from ..errors import AvatarcamError
 from ..imaging import IMAGE_SUFFIXES
 from ..paths import CHECKPOINT_NAME
 from ..pipeline import avatars as avatar_store
+from ..pipeline.calibration import AUTO, FIND_BEST, MANUAL
 from ..settings import OVERLAY_OPACITY_RANGE, Settings, save_settings
 from .consent import CONSENT_TEXT
 from .controller import PipelineController
@@ -55,13 +56,23 @@ def model_text(st) -> str:
     return f"{st.model_ms:.0f} ms" if st.face_found else "no face"
 
 
+# How the neutral pose was chosen (PipelineStats.calibration), so "Calibrated" is never claimed
+# before the user pressed X.
+CALIBRATION_STATUS = {
+    AUTO: "Auto-calibrated on your best pose match (press X to set it yourself).",
+    FIND_BEST: "Finding your best pose (F to stop).",
+    MANUAL: "Calibrated.",
+}
+
+
 def status_line(st, live_page: bool = True) -> str:
     """What the user should do now, never contradicting the virtual camera's state."""
     if st.camera_state != "running" and live_page:
         return f"Camera: {st.camera_state}"
     if not st.calibrated:
         return "Look into the camera, match the avatar's pose and press X to calibrate"
-    return "Calibrated. " + VCAM_STATUS.get(st.vcam_state, f"Virtual camera: {st.vcam_state}")
+    how = CALIBRATION_STATUS.get(st.calibration, "Calibrated.")
+    return f"{how} " + VCAM_STATUS.get(st.vcam_state, f"Virtual camera: {st.vcam_state}")
 
 
 def stats_text(st, fps: float) -> str:
