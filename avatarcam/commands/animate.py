@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import sys
 
 import numpy as np
 
@@ -23,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-adapt-scale", action="store_true", help="do not adapt movement to the face sizes")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     parser.add_argument("--side-by-side", action="store_true", help="write source | driving | result side by side")
+    neutral = parser.add_mutually_exclusive_group()
+    neutral.add_argument("--find-best-frame", action="store_true",
+                         help="use the driving frame whose pose best matches the avatar as the neutral pose "
+                              "(prints 'best frame: N', 0-based)")
+    neutral.add_argument("--best-frame", type=int, default=None, metavar="N",
+                         help="use driving frame N (0-based) as the neutral pose")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -30,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
 
     from ..engine import Animator, EngineOptions, RelativeMotion
     from ..errors import AvatarcamError
-    from ..imaging import center_square, load_image, resize_square, to_rgb_float
+    from ..imaging import load_image, to_rgb_float
     from ..paths import find_checkpoint
     from ..video import AtomicVideoWriter, VideoReader
 
@@ -39,13 +47,15 @@ def main(args: argparse.Namespace) -> int:
     source = load_image(args.source)
     reader = VideoReader(args.driving)
     try:
+        check_best_frame(args.best_frame, reader.frame_count, args.max_frames, args.driving)
         animator = Animator.from_checkpoint(find_checkpoint(args.checkpoint),
                                             EngineOptions(device=args.device, precision=args.precision,
                                                            backend=args.backend),
                                             motion=RelativeMotion(not args.no_relative, not args.no_adapt_scale))
-        size = animator.size
-        source_sq = resize_square(center_square(source), size)
-        animator.set_source(source_sq)
+        animator.on_notice = lambda line: print(f"avatarcam: {line}", file=sys.stderr)  # degenerate neutral pose
+        source_sq = model_input(source, animator)
+        prepared = animator.set_source(source_sq)
+        neutral = choose_neutral(args, animator, prepared)
         total = reader.frame_count or None
         if args.max_frames is not None:
             total = min(total, args.max_frames) if total else args.max_frames
@@ -55,8 +65,11 @@ def main(args: argparse.Namespace) -> int:
                 for i, frame in enumerate(reader):
                     if args.max_frames is not None and i >= args.max_frames:
                         break
-                    driving = resize_square(to_rgb_float(center_square(frame)), size)
-                    result = animator.animate(driving)  # the first frame becomes the neutral pose
+                    driving = model_input(to_rgb_float(frame), animator)
+                    if neutral is None:
+                        result = animator.animate(driving)  # the first frame becomes the neutral pose
+                    else:
+                        result = animator.animate_keypoints(neutral[i])  # detected in choose_neutral
                     if args.side_by_side:
                         result = np.concatenate([source_sq, driving, result], axis=1)
                     writer.write(result)
@@ -69,3 +82,53 @@ def main(args: argparse.Namespace) -> int:
         reader.close()
     print(f"wrote {writer.frames} frames to {path}")
     return 0
+
+
+def check_best_frame(index: int | None, frame_count: int, max_frames: int | None, driving: str) -> None:
+    """--best-frame N must name a frame that will be animated; checked before the model loads."""
+    from ..errors import AvatarcamError
+
+    if index is None:
+        return
+    limits = [n for n in (frame_count, max_frames) if n]
+    available = min(limits) if limits else None
+    if index < 0 or (available is not None and index >= available):
+        limit = f"0..{available - 1}" if available else "0 or more"
+        raise AvatarcamError(f"--best-frame {index}: {driving} has frames {limit}; pick one of those "
+                             "or use --find-best-frame.")
+
+
+def model_input(image: np.ndarray, animator) -> np.ndarray:
+    """The picture the model sees: the centre square for face models, the whole frame (as the
+    authors' demo resizes it) for full-frame domains such as taichi or mgif."""
+    from ..imaging import center_square, resize_square
+
+    return resize_square(center_square(image) if animator.domain == "face" else image, animator.size)
+
+
+def choose_neutral(args: argparse.Namespace, animator, prepared) -> list | None:
+    """With --find-best-frame / --best-frame: every driving frame's keypoints (first pass over the
+    clip), the animator calibrated on the chosen frame; None otherwise (first frame is neutral).
+
+    Calibrating on frame N and animating in driving order gives the same frames as the authors'
+    demo, which animates forward from N and backward from N to the start with N as neutral."""
+    from ..engine import pose_distance
+    from ..errors import AvatarcamError
+    from ..imaging import to_rgb_float
+    from ..video import VideoReader
+
+    if not args.find_best_frame and args.best_frame is None:
+        return None
+    with VideoReader(args.driving) as reader:
+        keypoints = [animator.detect(model_input(to_rgb_float(frame), animator))
+                     for frame in itertools.islice(reader, args.max_frames)]
+    if args.best_frame is not None and args.best_frame >= len(keypoints):
+        raise AvatarcamError(f"--best-frame {args.best_frame}: {args.driving} has only {len(keypoints)} "
+                             "frames; pick a smaller N or use --find-best-frame.")
+    best = args.best_frame
+    if best is None:
+        distances = [pose_distance(prepared.keypoints, kp) for kp in keypoints]
+        best = int(np.argmin(distances))
+        print(f"best frame: {best}")
+    animator.calibrate(keypoints=keypoints[best])
+    return keypoints

@@ -101,6 +101,11 @@ class Animator:
     def size(self) -> int:
         return self.config.image_size
 
+    @property
+    def domain(self) -> str:
+        """"face" (frame the face) or a full-frame domain such as "taichi" (see engine/layout.py)."""
+        return self.networks.domain
+
     def describe(self) -> str:
         """One line for status bars and logs, e.g. "torch-cpu bf16" or "onnx CPUExecutionProvider fp32"
         (``backend.provider`` says what actually runs the model)."""
