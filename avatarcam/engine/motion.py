@@ -130,11 +130,11 @@ class RelativeMotion:
         src, src_hull = face_size(kp_source.value[0].detach().float().cpu().numpy())
         drv, drv_hull = face_size(kp_neutral.value[0].detach().float().cpu().numpy())
         if src <= 0.0 or drv <= 0.0:
-            return 1.0, "neutral pose: all keypoints coincide, the movement scale cannot be adapted (1.0 used)"
+            return 1.0, "calibration: the avatar's or neutral pose's keypoints coincide; scale not adapted (1.0)"
         if src_hull and drv_hull:
             return src / drv, None
-        return src / drv, ("neutral pose: keypoints are collinear, movement scale taken from their spread "
-                           "instead of their area")
+        return src / drv, ("calibration: the avatar's or neutral pose's keypoints are collinear; movement scale "
+                           "taken from their spread instead of their area")
 
     def calibration(self, kp_source: Keypoints, kp_neutral: Keypoints) -> tuple[Keypoints, float, list[str]]:
         """(neutral, scale, notices): the neutral pose and movement scale that relative motion will
