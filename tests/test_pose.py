@@ -82,3 +82,12 @@ def test_landmark_pose_unavailable_without_cached_weights(tmp_path):
     assert LandmarkPose.available() is False
     with pytest.raises(LandmarkPoseUnavailable, match="face-alignment"):
         LandmarkPose()
+
+
+def test_landmark_pose_is_available_once_the_weights_are_in_the_hub_cache():
+    files = LandmarkPose.weight_files()
+    assert [p.name for p in files] == ["s3fd-619a316812.pth", "2DFAN4-11f355bf06.pth.tar"]
+    for path in files:  # TORCH_HOME is a per-test folder (conftest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    assert LandmarkPose.available() is True

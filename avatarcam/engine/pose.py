@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import AvatarcamError
-from .motion import Keypoints, hull_area
+from .motion import Keypoints, face_size, hull_area
 
 # Weight of the jacobian term against the position term in ``pose_distance``: a jacobian difference
 # of one canonical unit (after dividing by the face size) counts as much as 0.1 face-widths of
@@ -37,15 +37,11 @@ def normalise_points(points: np.ndarray) -> tuple[np.ndarray, float]:
     """Points (N, 2) with the centroid removed and divided by their size; returns (points, size).
 
     The size is the square root of the convex-hull area (the authors' normalisation); for
-    collinear or coincident points, where the hull has no area, the RMS radius (or 1) is used so
-    that the distance stays finite.
+    collinear points the RMS radius, and 1 for coincident ones, so the distance stays finite.
     """
     pts = np.asarray(points, dtype=np.float64)[:, :2]
-    centred = pts - pts.mean(axis=0, keepdims=True)
-    size = math.sqrt(hull_area(centred))
-    if size <= 1e-12:
-        size = float(np.sqrt((centred**2).sum(axis=1).mean())) or 1.0
-    return centred / size, size
+    size = face_size(pts)[0] or 1.0
+    return (pts - pts.mean(axis=0, keepdims=True)) / size, size
 
 
 def _rms(diff: np.ndarray) -> float:
