@@ -12,6 +12,7 @@ import sys
 
 from . import __version__
 from .errors import AvatarcamError
+from .gui.options import add_arguments as add_window_arguments
 
 COMMANDS = {
     "run": "avatarcam.commands.run",
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, opens the control window.",
     )
     parser.add_argument("--version", action="version", version=f"avatarcam {__version__}")
+    add_window_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         try:

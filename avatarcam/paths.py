@@ -76,15 +76,34 @@ def file_identity(path: str | os.PathLike) -> FileIdentity | None:
     return FileIdentity(str(resolved), st.st_size, st.st_mtime_ns)
 
 
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, for a moment, for every thread)
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+def make_temp_file(folder: str | os.PathLike, prefix: str, suffix: str) -> tuple[int, Path]:
+    """``tempfile.mkstemp`` whose file gets the permissions a plain ``open()`` would give (the
+    umask's), not mkstemp's private 0600: it is renamed into place as the user's output file."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o666 & ~_umask())
+    return fd, Path(tmp)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` so that readers see the old file or the new one, never a half-written one.
 
     A temporary file in the same folder is fsynced, then renamed over ``path``; raises OSError."""
-    import tempfile
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = make_temp_file(path.parent, f".{path.name}.", ".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -36,6 +36,7 @@ class Settings(PipelineConfig):
     overlay_opacity: float = field(default=0.4, metadata={"range": OVERLAY_OPACITY_RANGE})
     show_stats: bool = False
     record_dir: str | None = None  # None = the user's videos folder
+    consent_seen: bool = False  # the window's first-run notice about consent was read
     model_on: str = field(default="local", metadata={"choices": MODEL_PLACES})
     remote_url: str | None = None  # ws://host:port of the worker (docs/remote.md)
     remote_token: str | None = None  # None = $AVATARCAM_TOKEN; kept in the settings file like the rest

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Screenshot of the real avatarcam window, rendered offscreen.
+"""Screenshot of the real avatarcam window: on the display when there is one, else offscreen.
 
     python scripts/screenshot.py docs/screenshot.png
+    Xvfb :99 & DISPLAY=:99 python scripts/screenshot.py docs/screenshot.png   # a real X server
     python scripts/screenshot.py out.png --checkpoint models/vox-adv-cpk.pth.tar --camera me.mp4 --avatar me.png
 
 With no --checkpoint a tiny synthetic checkpoint (random weights, so the output is a blur) is
@@ -34,10 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=12, help="frames to let through before the shot (default 12)")
     ap.add_argument("--size", default="1280x760", help="window size WxH (default 1280x760)")
     ap.add_argument("--vcam", action="store_true", help="also try the virtual camera")
+    ap.add_argument("--consent", action="store_true", help="show the first-run consent notice too")
     ap.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     args = ap.parse_args(argv)
 
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from avatarcam.qtcheck import qt_platform_problem
+
+    problem = qt_platform_problem()
+    if problem:
+        print(f"screenshot: {problem}", file=sys.stderr)
+        return 1
     tmp = Path(tempfile.mkdtemp(prefix="avatarcam-shot-"))
     os.environ["AVATARCAM_CONFIG_DIR"] = str(tmp / "config")
     os.environ["AVATARCAM_DATA_DIR"] = str(tmp / "data")
@@ -60,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = ensure_app()
     settings = Settings(checkpoint=checkpoint, camera=camera, vcam=args.vcam, avatar=args.avatar or "",
-                        show_stats=True, overlay=True, overlay_opacity=0.35)
+                        show_stats=True, overlay=True, overlay_opacity=0.35, consent_seen=not args.consent)
     window = create_window(settings, persist=False, autostart=False)
     if args.avatar:  # a picture outside the avatar folders: show it in the gallery too
         from avatarcam.pipeline.avatars import add_avatar
@@ -83,9 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(5):
         app.processEvents()
         time.sleep(0.02)
+    window.message_timer.stop()  # the steady status line, not the passing "Calibrated" message
     window.update_stats()
     window.repaint()
-    ok = window.grab().save(args.out)
+    app.processEvents()
+    on_screen = os.environ.get("QT_QPA_PLATFORM") != "offscreen"  # grab what the X server shows
+    shot = window.screen().grabWindow(int(window.winId())) if on_screen else window.grab()
+    ok = shot.save(args.out)
     frames, error = window.ui.output_view.frames_shown, window.last_error
     window.close()
     if not ok:

@@ -130,6 +130,70 @@ def test_bad_checkpoints_fail_with_one_line(tmp_path, clip, tiny_checkpoint, cas
     out = tmp_path / "out.mp4"
     proc = _run(src, clip, "-o", out, "--checkpoint", ckpt)
     assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("avatarcam: error:"), proc.stderr
+    progress, error = proc.stderr.splitlines(keepends=True)  # "loading the model ...", then one error line
+    assert progress == "avatarcam: loading the model ...\n" and error.startswith("avatarcam: error:"), proc.stderr
     assert str(ckpt) in proc.stderr
     assert not out.exists() and not marker.exists()
+
+
+def _frames_of(path):
+    with VideoReader(path) as reader:
+        return list(reader)
+
+
+def test_animate_checks_the_output_folder_before_loading_the_model(tmp_path, clip):
+    src = _avatar(tmp_path, "face.png", cv2.cvtColor(astronaut_face(64), cv2.COLOR_RGB2BGR))
+    # the checkpoint does not exist: had the model been loaded first, the error would name it
+    proc = _run(src, clip, "-o", tmp_path / "no-such-folder" / "out.mp4", "--checkpoint", tmp_path / "missing.pth")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "no-such-folder" in proc.stderr and "missing.pth" not in proc.stderr
+    assert "loading the model" not in proc.stderr
+
+
+def test_animate_labels_tags_and_respects_the_umask(tmp_path, clip, tiny_checkpoint):
+    from mutagen.mp4 import MP4
+
+    from avatarcam.video import SYNTHETIC_NOTE
+
+    src = _avatar(tmp_path, "face.png", cv2.cvtColor(astronaut_face(256), cv2.COLOR_RGB2BGR))
+    labelled, plain = tmp_path / "labelled.mp4", tmp_path / "plain.mp4"
+    for out, flag in ((labelled, "--ai-label"), (plain, "--no-ai-label")):
+        proc = subprocess.run(["sh", "-c", 'umask 027 && exec "$0" -m avatarcam animate "$@"', sys.executable,
+                               str(src), str(clip), "-o", str(out), "--checkpoint", str(tiny_checkpoint),
+                               "--max-frames", "3", "--device", "cpu", "--precision", "fp32", flag],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "loading the model ..." in proc.stderr
+        assert "\r" not in proc.stderr  # stderr is not a terminal: no progress-bar updates in logs
+        assert (out.stat().st_mode & 0o777) == 0o640
+        assert MP4(str(out)).tags["\xa9cmt"] == [SYNTHETIC_NOTE]
+    a, b = (np.stack(_frames_of(p)).astype(np.int16) for p in (labelled, plain))
+    diff = np.abs(a - b).max(axis=(0, 3)) > 40  # where the label changed the picture
+    ys, xs = np.nonzero(diff)
+    assert len(ys) > 20, "no label drawn"
+    assert ys.min() > 256 * 0.8 and xs.min() > 256 * 0.8  # only in the bottom-right corner
+    corner = a[:, int(ys.min()):, int(xs.min()):]
+    assert corner.max() > 200 and corner.min() < 60  # light text on a dark box: legible
+
+
+def test_side_by_side_letterboxes_a_4_3_driving_frame(tmp_path, tiny_checkpoint):
+    frames = [cv2.resize(f, (160, 120)) for f in driving_frames(3, size=200)]  # 4:3, no black rows
+    clip = write_clip(tmp_path / "wide.mp4", [np.clip(f, 40, 255).astype(np.uint8) for f in frames], fps=25)
+    src = _avatar(tmp_path, "face.png", cv2.cvtColor(astronaut_face(256), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "sbs.mp4"
+    proc = _run(src, clip, "-o", out, "--checkpoint", tiny_checkpoint, "--side-by-side", "--no-ai-label")
+    assert proc.returncode == 0, proc.stderr
+    panel = _frames_of(out)[0][:, 256:512].astype(np.float32).mean(axis=(1, 2))
+    bar = (256 - 192) // 2  # 256 wide -> 192 high: 32 black rows above and below
+    assert panel[: bar - 3].max() < 12 and panel[-(bar - 3):].max() < 12
+    assert panel[bar + 3: -(bar + 3)].min() > 30  # the picture itself, full height of its 4:3
+
+
+def test_animate_backend_choice_reaches_the_engine(tmp_path, clip, tiny_checkpoint):
+    src = _avatar(tmp_path, "face.png", cv2.cvtColor(astronaut_face(128), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "onnx.mp4"
+    proc = _run(src, clip, "-o", out, "--checkpoint", tiny_checkpoint, "--max-frames", 2, "--backend", "onnx",
+                "--precision", "fp32", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "to ONNX" in proc.stderr  # the onnx backend exported the model before running it
+    assert len(_frames_of(out)) == 2

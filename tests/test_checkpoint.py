@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import pickle
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 import torch
 from synthetic import synthetic_state_dicts
 
-from avatarcam.engine import Animator, EngineOptions, FOMMConfig
+from avatarcam.engine import Animator, EngineOptions, FOMMConfig, KeypointDetector
 from avatarcam.engine.checkpoint import read_checkpoint
 from avatarcam.errors import CheckpointError
 
@@ -124,10 +125,11 @@ def test_unexpected_and_misshaped_keys_are_named(tmp_path, tiny_state):
 
 
 def test_wrong_architecture(tmp_path, tiny_state):
-    """Tiny weights without their config are not the vox-256 model."""
-    path = _save(tmp_path / "other.pth.tar", {"kp_detector": tiny_state["kp_detector"],
-                                               "generator": tiny_state["generator"]})
-    assert "does not match the vox-256 model" in _error(path)
+    """A keypoint detector for 5 keypoints with a generator for 10 matches no model (the
+    configuration is read from the shapes, so each module alone would load)."""
+    five = KeypointDetector(dataclasses.replace(FOMMConfig.tiny(), num_kp=5)).state_dict()
+    path = _save(tmp_path / "other.pth.tar", {"kp_detector": five, "generator": tiny_state["generator"]})
+    assert "generator does not match the custom layout model" in _error(path)
     not_fomm = _save(tmp_path / "resnet.pth.tar", {"state_dict": {"fc.weight": torch.zeros(2)}})
     assert "not a First Order Motion Model checkpoint" in _error(not_fomm)
     tensor = _save(tmp_path / "tensor.pth.tar", torch.zeros(3))

@@ -56,9 +56,9 @@ def test_run_vcam_missing_prints_fix(tmp_path, clip, tiny_checkpoint):
     assert "Traceback" not in res.stderr and "v4l2loopback" in res.stderr and out.is_file()
 
 
-def test_run_missing_camera_index(tiny_checkpoint):
+def test_run_missing_camera_index(tmp_path, tiny_checkpoint):
     res = run_cli("--camera", "7", "--checkpoint", str(tiny_checkpoint), "--no-vcam", "--device", "cpu",
-                  "--detector", "lbp")
+                  "--detector", "lbp", "--record", str(tmp_path / "out.mp4"))
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
     lines = [line for line in res.stderr.splitlines() if line.strip()]
@@ -71,7 +71,79 @@ def test_run_options_are_checked_against_the_declared_choices_and_ranges(capsys)
     parser = build_parser()
     args = parser.parse_args(["run", "--precision", "bf16", "--fps", "60", "--size", "1280x720"])
     assert (args.precision, args.fps, args.size) == ("bf16", 60.0, (1280, 720))
-    for bad in (["--precision", "fp8"], ["--fps", "0"], ["--fps", "1000"], ["--size", "8x8"], ["--backend", "tf"]):
+    for bad in (["--precision", "fp8"], ["--fps", "0"], ["--fps", "1000"], ["--size", "8x8"], ["--backend", "tf"],
+                ["--max-frames", "-1"], ["--max-frames", "2.5"]):
         with pytest.raises(SystemExit):
             parser.parse_args(["run", *bad])
         assert f"argument {bad[0]}" in capsys.readouterr().err
+
+
+def test_run_backend_choice_reaches_the_engine_options():
+    from avatarcam.cli import build_parser
+    from avatarcam.commands.run import _config
+
+    for backend in ("auto", "torch", "onnx"):
+        args = build_parser().parse_args(["run", "--backend", backend])
+        assert _config(args).engine_options().backend == backend
+
+
+@pytest.mark.parametrize("case", ["avatar", "camera-file", "record-folder", "no-output"])
+def test_run_checks_cheap_things_before_loading_the_model(tmp_path, clip, case):
+    # the checkpoint does not exist: had the model been loaded first, the error would name it
+    args = {"avatar": ["--avatar", str(tmp_path / "nope.png")],
+            "camera-file": ["--camera", str(tmp_path / "nope.mp4")],
+            "record-folder": ["--record", str(tmp_path / "no-such-folder" / "out.mp4")],
+            "no-output": ["--no-vcam"]}[case]
+    if case != "camera-file":
+        args = ["--camera", clip, *args]
+    if case in ("avatar", "camera-file"):
+        args += ["--record", str(tmp_path / "out.mp4")]
+    res = run_cli(*args, "--no-vcam", "--checkpoint", str(tmp_path / "missing.pth.tar"), "--device", "cpu")
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("avatarcam: error:"), res.stderr
+    assert "missing.pth.tar" not in res.stderr and "loading the model" not in res.stderr
+    expected = {"avatar": "nope.png", "camera-file": "nope.mp4", "record-folder": "no-such-folder",
+                "no-output": "--no-vcam without --record"}[case]
+    assert expected in lines[0]
+    assert not list(tmp_path.rglob("*.mp4"))
+
+
+def test_run_max_frames_records_exactly_that_many_frames(tmp_path, clip, tiny_checkpoint):
+    out = tmp_path / "out.mp4"
+    res = run_cli("--camera", clip, "--checkpoint", str(tiny_checkpoint), "--record", str(out), "--max-frames", "10",
+                  "--no-vcam", "--device", "cpu", "--detector", "lbp", "--fps", "30")
+    assert res.returncode == 0, res.stderr
+    assert "loading the model ..." in res.stderr
+    done = next(line for line in res.stderr.splitlines() if "done:" in line)
+    assert "| frames 10 |" in done, res.stderr
+    assert f"recorded 10 frames to {out}" in res.stderr
+    with VideoReader(out) as r:
+        assert len(list(r)) == 10 and r.fps == pytest.approx(30)
+    assert "\r" not in res.stderr  # stderr is a pipe here: plain lines, no terminal updates
+
+
+def test_run_recording_is_tagged_synthetic_and_respects_the_umask(tmp_path, clip, tiny_checkpoint):
+    from mutagen.mp4 import MP4
+
+    from avatarcam.video import SYNTHETIC_NOTE
+
+    out = tmp_path / "out.mp4"
+    res = subprocess.run(["sh", "-c", 'umask 022 && exec "$0" -m avatarcam run "$@"', sys.executable,
+                          "--camera", clip, "--checkpoint", str(tiny_checkpoint), "--record", str(out),
+                          "--max-frames", "3", "--no-vcam", "--device", "cpu", "--detector", "lbp"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert (out.stat().st_mode & 0o777) == 0o644
+    tags = MP4(str(out)).tags
+    assert tags["\xa9cmt"] == [SYNTHETIC_NOTE] and tags["desc"] == [SYNTHETIC_NOTE]
+    assert "avatarcam" in SYNTHETIC_NOTE and "ynthetic" in SYNTHETIC_NOTE
+
+
+def test_run_help_states_the_recording_semantics(capsys):
+    from avatarcam.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "every output frame exactly once" in text and "not padded to real time" in text
+    assert "--ai-label, --no-ai-label" in text and "{auto,torch,onnx}" in text

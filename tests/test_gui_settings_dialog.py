@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from gui_support import TIMEOUT_MS
 
-from avatarcam.engine.options import DEVICES, PRECISIONS
-from avatarcam.gui.settings_dialog import SettingsDialog
+from avatarcam.engine.options import BACKENDS, DEVICES, PRECISIONS
+from avatarcam.gui.settings_dialog import AI_LABEL_TEXT, SettingsDialog
 from avatarcam.settings import Settings, load_settings
 
 pytest_plugins = ("gui_fixtures",)
@@ -58,3 +58,38 @@ def test_a_startup_notice_is_shown(qtbot, make_window):
                     autostart=False)
     qtbot.waitUntil(w.ui.notice_bar.isVisible, timeout=TIMEOUT_MS)
     assert "defaults" in w.ui.notice_bar.label.text()
+
+
+def test_the_dialog_offers_the_declared_backends_and_returns_the_choice(qtbot, make_window):
+    w = make_window(Settings(vcam=False), autostart=False)
+    dlg = SettingsDialog(w.settings, w)
+    assert items(dlg.backend) == BACKENDS and dlg.backend.currentData() == w.settings.backend
+    dlg.backend.setCurrentIndex(dlg.backend.findData("onnx"))
+    new = dlg.result_settings()
+    dlg.reject()
+    assert new.backend == "onnx" and w.settings.backend == "auto"
+
+
+def test_applying_a_new_backend_restarts(qtbot, make_window):
+    w = make_window(Settings(vcam=False), autostart=False)
+    gen = w.controller.generation
+    w.apply_settings(w.settings.copy(backend="torch"))
+    assert w.controller.generation == gen + 1 and load_settings()[0].backend == "torch"
+
+
+def test_the_ai_label_switch_explains_itself(qtbot, make_window):
+    w = make_window(Settings(vcam=False), autostart=False)
+    dlg = SettingsDialog(w.settings, w)
+    assert dlg.ai_label.isChecked() and "AI" in dlg.ai_label.toolTip() and "recordings" in AI_LABEL_TEXT
+    dlg.ai_label.setChecked(False)
+    new = dlg.result_settings()
+    dlg.reject()
+    assert new.ai_label is False and w.settings.ai_label is True
+
+
+def test_turning_the_ai_label_off_applies_without_a_restart(qtbot, live_window):
+    w = live_window
+    gen, pipeline = w.controller.generation, w.pipeline
+    w.apply_settings(w.settings.copy(ai_label=False))
+    assert w.controller.generation == gen and w.pipeline is pipeline and not pipeline.config.ai_label
+    assert load_settings()[0].ai_label is False

@@ -149,3 +149,66 @@ def test_recording_while_streaming_and_failure_does_not_stop_it(tmp_path, animat
         assert not (tmp_path / "broken.mp4").exists()
     finally:
         p.stop()
+
+
+def test_ai_label_draws_a_legible_badge_in_the_pictures_corner():
+    from avatarcam.pipeline.outputs import draw_ai_label, fitted_box
+
+    grey = np.full((256, 256, 3), 128, np.uint8)
+    image = letterbox(grey, (640, 480))
+    box = fitted_box(grey.shape, (640, 480))
+    assert box == (80, 0, 480, 480)
+    labelled = draw_ai_label(image, box)
+    assert np.array_equal(image, letterbox(grey, (640, 480)))  # the caller's frame is not changed
+    ys, xs = np.nonzero(np.abs(labelled.astype(int) - image).max(axis=2))
+    assert ys.min() > 480 * 0.85 and xs.min() > 560 - 480 * 0.15 and xs.max() < 560  # inside the picture
+    badge = labelled[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    assert badge.max() > 230 and badge.min() < 70  # white text on a dark box
+    assert 16 <= ys.max() - ys.min() <= 48  # small, but readable at 480 lines
+
+
+@pytest.mark.parametrize("label", [True, False])
+def test_every_outgoing_frame_carries_the_ai_label_when_on(tmp_path, fake_vcam, animator, label):
+    from mutagen.mp4 import MP4
+
+    from avatarcam.pipeline.outputs import draw_ai_label, fitted_box
+    from avatarcam.video import SYNTHETIC_NOTE
+
+    # no face in the clip: every output frame is the still avatar, so the expected picture is known
+    clip = write_clip(tmp_path / "plain.mp4", [np.full((120, 160, 3), 90, np.uint8)] * 40, 30)
+    out = tmp_path / "rec.mp4"
+    cfg = PipelineConfig(camera=clip, vcam=True, vcam_backend="avatarcam-test", record=str(out), detector="lbp",
+                         ai_label=label, max_frames=6)
+    p = Pipeline(cfg, animator=animator)
+    p.start()
+    try:
+        wait_until(lambda: len(fake_vcam.frames) >= 6)
+        assert p.stop_recording() == str(out)
+    finally:
+        p.stop()
+    plain = letterbox(p.avatar_image, (640, 480))
+    labelled = draw_ai_label(plain, fitted_box(p.avatar_image.shape, (640, 480)))
+    expected, other = (labelled, plain) if label else (plain, labelled)
+    assert len(fake_vcam.frames) == 6 and p.stats().frames_out == 6  # max_frames: exactly that many
+    assert all(np.array_equal(f, expected) for f in fake_vcam.frames)
+    with VideoReader(out) as r:
+        recorded = list(r)
+    assert len(recorded) == 6  # the recording holds each output frame exactly once
+    frame = recorded[-1].astype(int)
+    assert np.abs(frame - expected).mean() < np.abs(frame - other).mean()  # (mp4 is lossy: the nearer one)
+    assert MP4(str(out)).tags["\xa9cmt"] == [SYNTHETIC_NOTE]
+
+
+def test_set_ai_label_switches_the_label_live(tmp_path, fake_vcam, animator):
+    clip = write_clip(tmp_path / "plain.mp4", [np.full((120, 160, 3), 90, np.uint8)] * 10, 30)
+    p = Pipeline(PipelineConfig(camera=clip, vcam=True, vcam_backend="avatarcam-test", detector="lbp"),
+                 animator=animator)
+    p.start()
+    try:
+        wait_until(lambda: len(fake_vcam.frames) >= 2)
+        plain = letterbox(p.avatar_image, (640, 480))
+        assert not np.array_equal(fake_vcam.frames[-1], plain)  # on by default
+        p.set_ai_label(False)
+        wait_until(lambda: np.array_equal(fake_vcam.frames[-1], plain))
+    finally:
+        p.stop()

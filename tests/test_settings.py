@@ -108,9 +108,31 @@ def test_loaded_values_use_the_declared_ranges():
 def test_session_only_fields_are_never_saved(tmp_path):
     """A recording path or passthrough of one run must not come back at the next start."""
     path = tmp_path / "settings.json"
-    save_settings(Settings(record=str(tmp_path / "x.mp4"), passthrough=True, vcam_backend="test", zoom=1.5), path)
+    save_settings(Settings(record=str(tmp_path / "x.mp4"), passthrough=True, vcam_backend="test", zoom=1.5,
+                           max_frames=10), path)
     stored = json.loads(path.read_text())
     assert "record" not in stored and "passthrough" not in stored and "vcam_backend" not in stored
-    assert stored["zoom"] == 1.5
+    assert "max_frames" not in stored and stored["zoom"] == 1.5
     loaded, notice = load_settings(path)
-    assert loaded.record is None and loaded.passthrough is False and notice is None
+    assert loaded.record is None and loaded.passthrough is False and loaded.max_frames == 0 and notice is None
+
+
+def test_ai_label_and_backend_are_saved_and_checked(tmp_path):
+    path = tmp_path / "settings.json"
+    assert Settings().ai_label is True and Settings().backend == "auto"  # honest by default
+    save_settings(Settings(ai_label=False, backend="onnx"), path)
+    loaded, notice = load_settings(path)
+    assert loaded.ai_label is False and loaded.backend == "onnx" and notice is None
+    path.write_text(json.dumps({"ai_label": "no", "backend": "tensorflow"}))
+    loaded, notice = load_settings(path)
+    assert loaded.ai_label is True and loaded.backend == "auto" and "ai_label" in notice and "backend" in notice
+
+
+def test_settings_file_gets_the_umask_permissions_not_0600(tmp_path):
+    path = tmp_path / "settings.json"
+    old = os.umask(0o022)
+    try:
+        assert save_settings(Settings(), path) is None
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import sys
 
 import numpy as np
+
+from .run import add_ai_label_argument
 
 HELP = "animate a portrait with a driving video and write an mp4 (offline, no camera needed)"
 
@@ -13,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..engine.options import BACKENDS, DEVICES, PRECISIONS
 
     parser.add_argument("source", help="the portrait to animate (any image: PNG, JPEG, grey, RGBA, 16-bit)")
-    parser.add_argument("driving", help="driving video (anything OpenCV reads); its first frame is the neutral pose")
+    parser.add_argument("driving", help="driving video (anything OpenCV reads); its first frame is the neutral pose "
+                                           "unless --find-best-frame or --best-frame says otherwise")
     parser.add_argument("-o", "--output", required=True, help="output .mp4 (written atomically)")
     parser.add_argument("--checkpoint", help="model weights (default: vox-adv-cpk.pth.tar in the models folder)")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
@@ -22,45 +27,86 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-relative", action="store_true", help="copy absolute driving keypoints")
     parser.add_argument("--no-adapt-scale", action="store_true", help="do not adapt movement to the face sizes")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
-    parser.add_argument("--side-by-side", action="store_true", help="write source | driving | result side by side")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="write source | driving | result side by side (the whole driving frame, "
+                             "letterboxed to keep its aspect)")
+    add_ai_label_argument(parser)
+    neutral = parser.add_mutually_exclusive_group()
+    neutral.add_argument("--find-best-frame", action="store_true",
+                         help="use the driving frame whose pose best matches the avatar as the neutral pose "
+                              "(prints 'best frame: N', 0-based)")
+    neutral.add_argument("--best-frame", type=int, default=None, metavar="N",
+                         help="use driving frame N (0-based) as the neutral pose")
+
+
+def _panel(frame: np.ndarray, size: int) -> np.ndarray:
+    """The whole driving frame for the side-by-side view, letterboxed (a 4:3 frame is not squashed)."""
+    from ..pipeline.outputs import letterbox
+
+    return letterbox(frame, (size, size)).astype(np.float32) / 255.0
+
+
+def _load_animator(args: argparse.Namespace):
+    from ..engine import Animator, EngineOptions, RelativeMotion
+    from ..paths import find_checkpoint
+
+    def say(message: str) -> None:
+        print(f"avatarcam: {message}", file=sys.stderr, flush=True)
+
+    options = EngineOptions(device=args.device, precision=args.precision, backend=args.backend)
+    say("loading the model ...")
+    animator = Animator.from_checkpoint(find_checkpoint(args.checkpoint), options, progress=say,
+                                        motion=RelativeMotion(not args.no_relative, not args.no_adapt_scale))
+    animator.on_notice = say  # e.g. a degenerate neutral pose repaired
+    return animator
+
+
+def _frames(reader, limit: int | None):
+    for i, frame in enumerate(reader):
+        if limit is not None and i >= limit:
+            return
+        yield frame
+
+
+def _animate_all(args: argparse.Namespace, animator, source: np.ndarray, reader, writer) -> None:
+    from tqdm import tqdm
+
+    from ..imaging import to_rgb_float, to_uint8
+    from ..pipeline.outputs import draw_ai_label
+
+    source_sq = model_input(source, animator)
+    prepared = animator.set_source(source_sq)
+    neutral = choose_neutral(args, animator, prepared)
+    total = reader.frame_count or None
+    if args.max_frames is not None:
+        total = min(total, args.max_frames) if total else args.max_frames
+    # disable=None: no bar (and no carriage-return updates) when stderr is not a terminal
+    with tqdm(total=total, unit="frame", desc="animating", dynamic_ncols=True, file=sys.stderr, disable=None) as bar:
+        for i, frame in enumerate(_frames(reader, args.max_frames)):
+            if neutral is None:  # the first frame becomes the neutral pose
+                result = animator.animate(model_input(to_rgb_float(frame), animator))
+            else:
+                result = animator.animate_keypoints(neutral[i])  # detected in choose_neutral
+            if args.side_by_side:
+                result = np.concatenate([source_sq, _panel(frame, animator.size), result], axis=1)
+            writer.write(draw_ai_label(to_uint8(result)) if args.ai_label else result)
+            bar.update(1)
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..engine import Animator, EngineOptions, RelativeMotion
     from ..errors import AvatarcamError
-    from ..imaging import center_square, load_image, resize_square, to_rgb_float
-    from ..paths import find_checkpoint
+    from ..imaging import load_image
     from ..video import AtomicVideoWriter, VideoReader
 
     if args.max_frames is not None and args.max_frames < 1:
         raise AvatarcamError(f"--max-frames {args.max_frames}: give a positive number of frames.")
-    source = load_image(args.source)
+    source = load_image(args.source)  # the cheap checks (inputs, output folder) before the model loads
     reader = VideoReader(args.driving)
     try:
-        animator = Animator.from_checkpoint(find_checkpoint(args.checkpoint),
-                                            EngineOptions(device=args.device, precision=args.precision,
-                                                           backend=args.backend),
-                                            motion=RelativeMotion(not args.no_relative, not args.no_adapt_scale))
-        size = animator.size
-        source_sq = resize_square(center_square(source), size)
-        animator.set_source(source_sq)
-        total = reader.frame_count or None
-        if args.max_frames is not None:
-            total = min(total, args.max_frames) if total else args.max_frames
+        check_best_frame(args.best_frame, reader.frame_count, args.max_frames, args.driving)
         writer = AtomicVideoWriter(args.output, fps=reader.fps)
         try:
-            with tqdm(total=total, unit="frame", desc="animating", dynamic_ncols=True) as bar:
-                for i, frame in enumerate(reader):
-                    if args.max_frames is not None and i >= args.max_frames:
-                        break
-                    driving = resize_square(to_rgb_float(center_square(frame)), size)
-                    result = animator.animate(driving)  # the first frame becomes the neutral pose
-                    if args.side_by_side:
-                        result = np.concatenate([source_sq, driving, result], axis=1)
-                    writer.write(result)
-                    bar.update(1)
+            _animate_all(args, _load_animator(args), source, reader, writer)
             path = writer.close()
         except BaseException:
             writer.abort()
@@ -69,3 +115,53 @@ def main(args: argparse.Namespace) -> int:
         reader.close()
     print(f"wrote {writer.frames} frames to {path}")
     return 0
+
+
+def check_best_frame(index: int | None, frame_count: int, max_frames: int | None, driving: str) -> None:
+    """--best-frame N must name a frame that will be animated; checked before the model loads."""
+    from ..errors import AvatarcamError
+
+    if index is None:
+        return
+    limits = [n for n in (frame_count, max_frames) if n]
+    available = min(limits) if limits else None
+    if index < 0 or (available is not None and index >= available):
+        limit = f"0..{available - 1}" if available else "0 or more"
+        raise AvatarcamError(f"--best-frame {index}: {driving} has frames {limit}; pick one of those "
+                             "or use --find-best-frame.")
+
+
+def model_input(image: np.ndarray, animator) -> np.ndarray:
+    """The picture the model sees: the centre square for face models, the whole frame (as the
+    authors' demo resizes it) for full-frame domains such as taichi or mgif."""
+    from ..imaging import center_square, resize_square
+
+    return resize_square(center_square(image) if animator.domain == "face" else image, animator.size)
+
+
+def choose_neutral(args: argparse.Namespace, animator, prepared) -> list | None:
+    """With --find-best-frame / --best-frame: every driving frame's keypoints (first pass over the
+    clip), the animator calibrated on the chosen frame; None otherwise (first frame is neutral).
+
+    Calibrating on frame N and animating in driving order gives the same frames as the authors'
+    demo, which animates forward from N and backward from N to the start with N as neutral."""
+    from ..engine import pose_distance
+    from ..errors import AvatarcamError
+    from ..imaging import to_rgb_float
+    from ..video import VideoReader
+
+    if not args.find_best_frame and args.best_frame is None:
+        return None
+    with VideoReader(args.driving) as reader:
+        keypoints = [animator.detect(model_input(to_rgb_float(frame), animator))
+                     for frame in itertools.islice(reader, args.max_frames)]
+    if args.best_frame is not None and args.best_frame >= len(keypoints):
+        raise AvatarcamError(f"--best-frame {args.best_frame}: {args.driving} has only {len(keypoints)} "
+                             "frames; pick a smaller N or use --find-best-frame.")
+    best = args.best_frame
+    if best is None:
+        distances = [pose_distance(prepared.keypoints, kp) for kp in keypoints]
+        best = int(np.argmin(distances))
+        print(f"best frame: {best}")
+    animator.calibrate(keypoints=keypoints[best])
+    return keypoints

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "export the model's three stages to ONNX and check them against PyTorch"
 
@@ -30,7 +31,10 @@ def main(args: argparse.Namespace) -> int:
     if is_complete(out) and not args.force and not args.out:
         print(f"Already exported (cached): {out}")
         return 0
-    manifest = export_onnx(networks, out, opset=opset, key=key, show_bar=True)
+    # a progress bar on a terminal; plain lines (no carriage-return updates) into a log or a pipe
+    tty = sys.stderr.isatty()
+    manifest = export_onnx(networks, out, opset=opset, key=key, show_bar=tty,
+                           progress=None if tty else lambda message: print(message, flush=True))
     worst = max(s["max_abs_error"] for s in manifest["stages"].values())
     print(f"Exported to {out} (opset {opset}); worst ONNX Runtime vs torch error {worst:.2e}")
     return 0

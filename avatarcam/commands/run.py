@@ -12,6 +12,9 @@ from ..errors import OutputError
 from ..remote.cli import add_client_arguments, await_worker, connect_from_args
 
 HELP = "Animate an avatar with your webcam into a virtual camera (no window)."
+RECORD_HELP = ("also record the output to this mp4: every output frame exactly once, played back at --fps "
+               "(not padded to real time, so when the model makes fewer frames a second than --fps the "
+               "recording plays faster than it happened); tagged as synthetic video")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="PATH", help="model weights (default: found automatically)")
     parser.add_argument("--vcam", action=argparse.BooleanOptionalAction, default=True,
                         help="send the avatar to the virtual camera (default: on)")
-    parser.add_argument("--record", metavar="OUT.mp4", help="also record the output to this mp4")
-    parser.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N output frames")
+    parser.add_argument("--record", metavar="OUT.mp4", help=RECORD_HELP)
+    parser.add_argument("--max-frames", type=arg_type("max_frames"), default=0, metavar="N",
+                        help="stop after exactly N output frames (a recording then holds exactly N frames)")
+    add_ai_label_argument(parser)
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="model precision (default: auto)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime (default: auto)")
@@ -44,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_client_arguments(parser)  # --remote URL --token T ...: the model step on an `avatarcam serve` worker
 
 
+def add_ai_label_argument(parser: argparse.ArgumentParser) -> None:
+    """``--ai-label/--no-ai-label``, shared by ``run`` and ``animate``."""
+    parser.add_argument("--ai-label", action=argparse.BooleanOptionalAction, default=True,
+                        help="draw a small 'AI' label in the corner of every animated frame sent out or recorded, "
+                             "so viewers can tell the picture is generated (default: on)")
+
+
 def _status_line(stats) -> str:
     return (f"{stats.fps:5.1f} fps | latency {stats.latency_ms:6.1f} ms | model {stats.model_ms:6.1f} ms | "
             f"dropped {stats.dropped} | frames {stats.frames_out} | camera {stats.camera_state} | "
@@ -59,12 +71,16 @@ def _config(args: argparse.Namespace):
                           framing=args.framing, detector=args.detector,
                           stabilize=0.0 if args.no_stabilize else PipelineConfig.stabilize, vcam=False,
                           vcam_size=args.size, vcam_fps=args.fps, mirror_output=args.mirror, record=args.record,
-                          passthrough=args.passthrough)
+                          passthrough=args.passthrough, max_frames=args.max_frames, ai_label=args.ai_label)
 
 
 def _open_vcam(pipeline, args: argparse.Namespace, say) -> bool:
-    """Turn the virtual camera on if asked; False when it was asked for and is missing."""
+    """Turn the virtual camera on if asked (before the model loads: a cheap check); False when it
+    was asked for and is missing."""
     if not args.vcam:
+        if not args.record:
+            raise OutputError("--no-vcam without --record would output nothing; add --record OUT.mp4 "
+                              "or leave the virtual camera on.")
         return True
     message = pipeline.set_vcam_enabled(True)
     if not message:
@@ -103,9 +119,33 @@ def _exit_code(args: argparse.Namespace, stats, path: str | None, interrupted: b
     return 0 if (vcam_ok or args.record) else 1
 
 
-def main(args: argparse.Namespace) -> int:
+def _start(args: argparse.Namespace, say, animator=None) -> tuple[object, threading.Event, bool]:
+    """The pipeline, started (the cheap checks before the model loads); an event set after the
+    last of ``--max-frames`` frames; whether the virtual camera is fine."""
     from ..pipeline import Pipeline
 
+    pipeline = Pipeline(_config(args), animator)
+    pipeline.on_notice = say
+    pipeline.on_progress = say
+    vcam_ok = _open_vcam(pipeline, args, say)
+    done = threading.Event()
+    published = [0]
+
+    def count(_bundle) -> None:
+        published[0] += 1
+        if published[0] >= args.max_frames > 0:
+            done.set()
+
+    pipeline.add_listener(count)
+    try:
+        pipeline.start()  # AvatarcamError (camera, avatar, record path, checkpoint) -> one line, exit 2
+    except BaseException:
+        pipeline.stop()
+        raise
+    return pipeline, done, vcam_ok
+
+
+def main(args: argparse.Namespace) -> int:
     tty = sys.stderr.isatty()
     lock = threading.Lock()
 
@@ -114,14 +154,8 @@ def main(args: argparse.Namespace) -> int:
             print(("\r\033[K" if tty else "") + f"avatarcam: {message}", file=sys.stderr, flush=True)
 
     remote = connect_from_args(args)  # None unless --remote
-    pipeline = Pipeline(_config(args), remote)
-    pipeline.on_notice = say
-    done = threading.Event()
-    target = max(0, args.max_frames)
-    pipeline.add_listener(lambda bundle: target and pipeline.stats().frames_out + 1 >= target and done.set())
-    pipeline.start()  # AvatarcamError (camera, checkpoint, avatar, record path) -> one line, exit 2
+    pipeline, done, vcam_ok = _start(args, say, remote)
     await_worker(remote, pipeline, say)
-    vcam_ok = _open_vcam(pipeline, args, say)
     interrupted = False
     previous = signal.getsignal(signal.SIGINT)
     try:
@@ -131,8 +165,8 @@ def main(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not break the clean stop
         try:
-            stats = pipeline.stats()
             path = pipeline.stop_recording() if pipeline.recording else None
+            stats = pipeline.stats()
             pipeline.stop()
             if remote is not None:
                 remote.close()
@@ -142,5 +176,6 @@ def main(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     say(("stopped: " if interrupted else "done: ") + _status_line(stats))
     if args.record:
-        say(f"recorded {path}" if path else f"no recording was saved to {args.record}")
+        say(f"recorded {stats.recorded_frames} frames to {path}" if path
+            else f"no recording was saved to {args.record}")
     return _exit_code(args, stats, path, interrupted, vcam_ok)

@@ -15,6 +15,8 @@ _WHERE = {
     "KeypointDetectorConfig": "config", "OcclusionAwareGenerator": "generator", "KeypointDetector": "keypoint_detector",
     "Keypoints": "motion", "RelativeMotion": "motion", "normalize_kp": "motion", "BACKENDS": "options",
     "DEVICES": "options", "PRECISIONS": "options", "PSNR_BAR_DB": "options", "EngineOptions": "options",
+    "pose_distance": "pose", "match_percent": "pose", "landmark_distance": "pose", "LandmarkPose": "pose",
+    "LandmarkPoseUnavailable": "pose",
 }
 __all__ = list(_WHERE)
 

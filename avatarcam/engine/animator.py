@@ -32,8 +32,9 @@ class PreparedSource:
 
 @dataclass(frozen=True)
 class Calibration:
-    neutral: Keypoints  # the driving face's neutral pose
+    neutral: Keypoints  # the driving face's neutral pose (repaired where it was degenerate)
     scale: float  # movement-scale adaptation for the avatar it was made for
+    notices: tuple[str, ...] = ()  # what was repaired (RelativeMotion.calibration), one line each
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Animator:
         self._calibration: Calibration | None = None
         self._calibrate_next = False
         self._lock = threading.RLock()  # set_source / calibrate may come from another thread
+        self.on_notice: Callable[[str], None] | None = None  # one-line notices (degenerate neutral pose)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, options: EngineOptions | None = None, *,
@@ -98,6 +100,11 @@ class Animator:
     @property
     def size(self) -> int:
         return self.config.image_size
+
+    @property
+    def domain(self) -> str:
+        """"face" (frame the face) or a full-frame domain such as "taichi" (see engine/layout.py)."""
+        return self.networks.domain
 
     def describe(self) -> str:
         """One line for status bars and logs, e.g. "torch-cpu bf16" or "onnx CPUExecutionProvider fp32"
@@ -150,7 +157,13 @@ class Animator:
         return prepared
 
     def make_calibration(self, source: PreparedSource, neutral: Keypoints) -> Calibration:
-        return Calibration(neutral, self._motion.movement_scale(source.keypoints, neutral))
+        """The calibration for this avatar; a degenerate neutral pose is repaired and each repair
+        is passed to ``on_notice`` (never a silent NaN frame or scale 1.0)."""
+        neutral, scale, notices = self._motion.calibration(source.keypoints, neutral)
+        for line in notices:
+            if self.on_notice is not None:
+                self.on_notice(line)
+        return Calibration(neutral, scale, tuple(notices))
 
     def calibrate(self, frame: np.ndarray | None = None, keypoints: Keypoints | None = None) -> None:
         """Take this driving frame (or these keypoints) as the neutral pose."""

@@ -22,6 +22,7 @@ from ..paths import CHECKPOINT_NAME, CHECKPOINT_URL, user_models_dir
 from .config import FOMMConfig
 from .generator import OcclusionAwareGenerator
 from .keypoint_detector import KeypointDetector
+from .layout import FACE_DOMAIN, config_from_state_dicts, config_name, domain_of
 from .sniff import sniff_header
 
 MODULES = ("kp_detector", "generator")
@@ -101,13 +102,25 @@ def _short(err: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def _scalar_counters(state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> dict:
+    """BatchNorm ``num_batches_tracked`` saved as a 1-element 1-d tensor (older tools) as the 0-d
+    scalar the module holds, as torch's own ``load_state_dict`` accepts; every other key unchanged."""
+    out = dict(state_dict)
+    for k, v in state_dict.items():
+        ref = expected.get(k)
+        if k.endswith("num_batches_tracked") and ref is not None and ref.dim() == 0 and tuple(v.shape) == (1,):
+            out[k] = v.reshape(())
+    return out
+
+
 def load_module_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], name: str,
-                        path: str | os.PathLike) -> None:
+                        path: str | os.PathLike, layout: str = "vox-256 layout") -> None:
     """``load_state_dict(strict=True)`` with a one-line error naming the first bad keys.
 
     Half-precision checkpoints are accepted: floating tensors are cast to the module's dtype.
     """
     expected = module.state_dict()
+    state_dict = _scalar_counters(state_dict, expected)
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     wrong = [f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
@@ -120,8 +133,8 @@ def load_module_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor
     if wrong:
         problems.append(f"mis-shaped keys: {_first(wrong)}")
     if problems:
-        raise CheckpointError(f"{path}: {name} does not match the vox-256 model ({'; '.join(problems)}); "
-                              f"use {CHECKPOINT_NAME}.")
+        raise CheckpointError(f"{path}: {name} does not match the {layout} model ({'; '.join(problems)}); "
+                              f"use {CHECKPOINT_NAME} or another First Order Motion Model checkpoint.")
     converted = {}
     for k, v in state_dict.items():
         ref = expected[k]
@@ -142,17 +155,25 @@ class Networks:
     config: FOMMConfig
     kp_detector: KeypointDetector
     generator: OcclusionAwareGenerator
+    domain: str = FACE_DOMAIN  # "face", or a full-frame domain (engine/layout.py: taichi, fashion, bair, mgif)
 
 
 def load_networks(path: str | os.PathLike) -> Networks:
-    """THE checkpoint -> networks recipe (Animator, model checks, ONNX export); raises CheckpointError."""
+    """THE checkpoint -> networks recipe (Animator, model checks, ONNX export); raises CheckpointError.
+
+    The configuration is the stored ``avatarcam_config`` if any, else read from the state-dict
+    shapes (every public FOMM checkpoint: vox, taichi, fashion, nemo, bair, mgif); the load is strict."""
     state = read_checkpoint(path)
     stored = state.get(CONFIG_KEY)
     try:
-        config = FOMMConfig.from_dict(stored) if stored else FOMMConfig.vox256()
-    except (TypeError, ValueError):
-        raise CheckpointError(f"{path}: its {CONFIG_KEY!r} entry is not a valid model config.") from None
-    kp_detector, generator = KeypointDetector(config), OcclusionAwareGenerator(config)
-    load_module_weights(kp_detector, state["kp_detector"], "kp_detector", path)
-    load_module_weights(generator, state["generator"], "generator", path)
-    return Networks(config, kp_detector.eval(), generator.eval())
+        config = (FOMMConfig.from_dict(stored) if stored
+                  else config_from_state_dicts(state["kp_detector"], state["generator"]))
+        kp_detector, generator = KeypointDetector(config), OcclusionAwareGenerator(config)
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError):
+        what = f"its {CONFIG_KEY!r} entry is not a valid model config" if stored else \
+            "its tensor shapes do not describe a First Order Motion Model"
+        raise CheckpointError(f"{path}: {what}; use {CHECKPOINT_NAME}.") from None
+    layout = config_name(config)
+    load_module_weights(kp_detector, state["kp_detector"], "kp_detector", path, layout)
+    load_module_weights(generator, state["generator"], "generator", path, layout)
+    return Networks(config, kp_detector.eval(), generator.eval(), domain_of(path, config))

@@ -56,6 +56,11 @@ class FOMMConfig:
         return cls()
 
     @classmethod
+    def mgif256(cls) -> FOMMConfig:
+        """The authors' Moving-GIF ``mgif-cpk.pth.tar``: vox-256 with one jacobian map for all keypoints."""
+        return cls(kp_detector=KeypointDetectorConfig(single_jacobian_map=True))
+
+    @classmethod
     def tiny(cls) -> FOMMConfig:
         """Same classes, ~100x fewer FLOPs: for tests and soak runs, not for users."""
         return cls(

@@ -75,6 +75,38 @@ def hull_area(points: np.ndarray) -> float:
         return 0.0
 
 
+# A neutral jacobian whose singular values differ by more than this factor is treated as singular:
+# relative motion multiplies by its inverse, which would blow the driving jacobians up (or to inf).
+MAX_NEUTRAL_CONDITION = 1e3
+# Keypoints whose hull area is below this fraction of their mean squared radius are collinear:
+# the area cannot measure the face size.
+MIN_HULL_FRACTION = 1e-3
+
+
+def rms_radius(points: np.ndarray) -> float:
+    """Root-mean-square distance of 2-D points from their centroid (a size for collinear sets)."""
+    pts = np.asarray(points, dtype=np.float64)
+    return float(np.sqrt(((pts - pts.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def face_size(points: np.ndarray) -> tuple[float, bool]:
+    """(size, from_hull): sqrt of the convex-hull area, or the RMS radius when the points are collinear."""
+    radius = rms_radius(points)
+    area = hull_area(points)
+    if area > MIN_HULL_FRACTION * radius**2 and area > 0.0:
+        return float(np.sqrt(area)), True
+    return radius, False
+
+
+def singular_jacobians(jacobian: torch.Tensor) -> list[int]:
+    """Indices of the (K,2,2) jacobians that cannot be inverted reliably (or are not finite)."""
+    jac = jacobian.detach().double().cpu()
+    finite = torch.isfinite(jac).flatten(1).all(dim=1)
+    sv = torch.linalg.svdvals(torch.where(finite[:, None, None], jac, torch.zeros_like(jac)))
+    bad = ~finite | (sv[:, 1] * MAX_NEUTRAL_CONDITION <= sv[:, 0]) | (sv[:, 0] == 0)
+    return [int(i) for i in torch.nonzero(bad).flatten()]
+
+
 @dataclass
 class RelativeMotion:
     """Transfers driving motion onto the source relative to a neutral driving pose.
@@ -88,13 +120,39 @@ class RelativeMotion:
     relative_jacobian: bool = True
 
     def movement_scale(self, kp_source: Keypoints, kp_neutral: Keypoints) -> float:
+        return self.scale_with_notice(kp_source, kp_neutral)[0]
+
+    def scale_with_notice(self, kp_source: Keypoints, kp_neutral: Keypoints) -> tuple[float, str | None]:
+        """sqrt(hull area source / hull area neutral), the authors' adaptation; collinear keypoints
+        use the ratio of RMS radii instead, and say so."""
         if not self.adapt_scale:
-            return 1.0
-        src = hull_area(kp_source.value[0].detach().float().cpu().numpy())
-        drv = hull_area(kp_neutral.value[0].detach().float().cpu().numpy())
-        if src <= 0.0 or drv <= 0.0:  # degenerate keypoints: fall back to no adaptation
-            return 1.0
-        return float(np.sqrt(src) / np.sqrt(drv))
+            return 1.0, None
+        src, src_hull = face_size(kp_source.value[0].detach().float().cpu().numpy())
+        drv, drv_hull = face_size(kp_neutral.value[0].detach().float().cpu().numpy())
+        if src <= 0.0 or drv <= 0.0:
+            return 1.0, "calibration: the avatar's or neutral pose's keypoints coincide; scale not adapted (1.0)"
+        if src_hull and drv_hull:
+            return src / drv, None
+        return src / drv, ("calibration: the avatar's or neutral pose's keypoints are collinear; movement scale "
+                           "taken from their spread instead of their area")
+
+    def calibration(self, kp_source: Keypoints, kp_neutral: Keypoints) -> tuple[Keypoints, float, list[str]]:
+        """(neutral, scale, notices): the neutral pose and movement scale that relative motion will
+        use, repaired where they cannot be used as they are; each repair adds a one-line notice.
+        A singular neutral jacobian is replaced by the source's own, so that keypoint follows the
+        driving jacobian directly (as with ``relative_jacobian=False``) instead of turning into inf/NaN."""
+        notices = []
+        neutral = kp_neutral
+        if self.relative and self.relative_jacobian and neutral.jacobian is not None:
+            bad = singular_jacobians(neutral.jacobian[0])
+            if bad:
+                jac = neutral.jacobian.clone()
+                jac[:, bad] = kp_source.jacobian[:1, bad].to(jac.device, jac.dtype)
+                neutral = Keypoints(neutral.value, jac)
+                notices.append(f"neutral pose: keypoint jacobian(s) {', '.join(map(str, bad))} are singular; "
+                               "those keypoints follow the driving jacobian directly")
+        scale, notice = self.scale_with_notice(kp_source, neutral) if self.relative else (1.0, None)
+        return neutral, scale, notices + ([notice] if notice else [])
 
     def apply(self, kp_source: Keypoints, kp_driving: Keypoints, kp_neutral: Keypoints,
               scale: float) -> Keypoints:

@@ -7,7 +7,10 @@ import sys
 from PyQt6.QtGui import QColor, QPalette
 from PyQt6.QtWidgets import QApplication
 
+from ..errors import AvatarcamError
+from ..qtcheck import qt_platform_problem
 from ..settings import Settings, load_settings
+from .options import overrides
 
 STYLE = """
 QMainWindow, QDialog { background: #1f2125; }
@@ -79,23 +82,20 @@ def ensure_app(argv: list[str] | None = None) -> QApplication:
 
 
 def create_window(settings: Settings | None = None, *, notice: str | None = None, persist: bool = True,
-                  autostart: bool = True):
+                  autostart: bool = True, overrides: dict | None = None):
     from .main_window import MainWindow
 
-    return MainWindow(settings, notice=notice, persist=persist, autostart=autostart)
+    return MainWindow(settings, notice=notice, persist=persist, autostart=autostart, overrides=overrides)
 
 
 def main(args=None) -> int:
-    """Open the window; ``args`` may carry ``checkpoint`` / ``camera`` / ``avatar`` overrides."""
+    """Open the window. Options given on the command line (``gui/options.py``) override the saved
+    settings for this session. Where Qt cannot start, one line says why (Qt would abort the process)."""
+    problem = qt_platform_problem()
+    if problem:
+        raise AvatarcamError(problem)
     app = ensure_app()
     settings, notice = load_settings()
-    changes = {}
-    for name in ("checkpoint", "camera", "avatar"):
-        value = getattr(args, name, None) if args is not None else None
-        if value:
-            changes[name] = str(value)
-    if changes:
-        settings = settings.copy(**changes)
-    window = create_window(settings, notice=notice)
+    window = create_window(settings, notice=notice, overrides=overrides(args))
     window.show()
     return int(app.exec())

@@ -9,6 +9,8 @@ once (``frameReady``) until it takes it, so a slow GUI drops frames instead of q
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +23,27 @@ from ..paths import file_identity
 from ..settings import Settings, checkpoint_path
 
 WORKER_PREFIX = "avatarcam-gui-worker"
+
+
+class RateMeter:
+    """Events per second over the last ``span_s`` seconds; 0 when fewer than two fall in it.
+    Thread-safe: ticks come from a pipeline thread, reads from the GUI thread."""
+
+    def __init__(self, span_s: float = 2.0) -> None:
+        self.span_s = span_s
+        self._times: deque[float] = deque(maxlen=2048)
+        self._lock = threading.Lock()
+
+    def tick(self, t: float | None = None) -> None:
+        with self._lock:
+            self._times.append(time.monotonic() if t is None else t)
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = [t for t in self._times if 0.0 <= now - t <= self.span_s]
+        span = recent[-1] - recent[0] if len(recent) >= 2 else 0.0
+        return (len(recent) - 1) / span if span > 0 else 0.0
 
 
 class PipelineController(QObject):
@@ -45,6 +68,7 @@ class PipelineController(QObject):
         self._animator_key: tuple | None = None
         self._remote = None  # the RemoteAnimator of the running pipeline when the model runs on a worker
         self.vcam_backend: str | None = None  # a pyvirtualcam backend name (tests); None = the OS default
+        self.animated = RateMeter()  # frames the model animated (frames without a face are held, not counted)
 
     @property
     def generation(self) -> int:
@@ -54,12 +78,17 @@ class PipelineController(QObject):
     def _on_bundle(self, bundle, generation: int) -> None:
         if generation != self._generation or self._closing:
             return
+        if bundle.face_found:
+            self.animated.tick()
         with self._lock:
             self._latest = bundle
             if self._pending:
                 return
             self._pending = True
         self._emit(self.frameReady)
+
+    def animated_fps(self) -> float:
+        return self.animated.rate()
 
     def take_frame(self):
         """The newest bundle (or None); called on the GUI thread after ``frameReady``."""
@@ -76,6 +105,7 @@ class PipelineController(QObject):
         """(Re)start the pipeline with these settings; returns the job's generation."""
         self._generation += 1
         gen = self._generation
+        self.animated = RateMeter()
         if not self._closing:
             self._executor.submit(self._job_start, settings.copy(), avatar, gen)
         return gen

@@ -53,6 +53,8 @@ _MOVES = _move("U", "up", (0, -1)) + _move("J", "down", (0, 1)) + _move("H", "le
 HOTKEYS: tuple[Hotkey, ...] = (
     Hotkey(("X",), "calibrate", "Calibrate: take your current face as the neutral pose (look straight, "
            "match the avatar's pose and expression first)", lambda w, _: w.calibrate()),
+    Hotkey(("F",), "find_best", "Find best frame on/off: while on, the frame that best matches the avatar's pose "
+           "becomes the neutral pose (the meter shows current : best)", lambda w, _: w.toggle_find_best()),
     *_digits(),
     Hotkey(("A",), "prev_avatar", "Previous avatar", lambda w, step: w.step_avatar(step), -1, repeat=True),
     Hotkey(("D",), "next_avatar", "Next avatar", lambda w, step: w.step_avatar(step), 1, repeat=True),

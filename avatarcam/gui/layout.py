@@ -22,12 +22,17 @@ from PyQt6.QtWidgets import (
 
 from ..settings import Settings
 from . import keymap
+from .consent import ConsentBar
 from .gallery import Gallery
+from .match_meter import MatchMeter
 from .panels import CameraPanel, MissingCheckpointPanel, NoticeBar
 from .previews import CameraView, OutputView
 
 PAGE_LIVE, PAGE_CHECKPOINT, PAGE_CAMERA = 0, 1, 2  # the pages of WindowWidgets.stack, in this order
-STATUS_FIELDS = (("fps", "Frames per second sent to the virtual camera"), ("model", "Model time per frame"),
+FACE_BOX_LEGEND = ("\nGreen rectangle: face found, the avatar follows it.\n"
+                   "Orange rectangle: no face found in this frame; the output holds its last picture.")
+STATUS_FIELDS = (("fps", "Animated frames per second (frames without a face are held, not counted)"),
+                 ("model", "Model time per frame, or \"no face\" when the last frame had none"),
                  ("latency", "Camera-to-output latency"), ("device", "Inference device and precision"),
                  ("vcam", "Virtual camera state"))
 # (attribute, text, tooltip, hotkey action, checkable); None = a separator
@@ -69,8 +74,10 @@ class WindowWidgets:
     checkpoint_panel: MissingCheckpointPanel
     camera_panel: CameraPanel
     notice_bar: NoticeBar
+    consent_bar: ConsentBar  # the first-run notice about consent
     status_state: QLabel
     status_labels: dict[str, QLabel]  # STATUS_FIELDS keys
+    match_meter: MatchMeter | None = None  # the pose match, under the camera preview
 
 
 def _toolbar(window: QMainWindow) -> ToolbarActions:
@@ -108,18 +115,20 @@ def _previews(settings: Settings) -> tuple[OutputView, CameraView, QLabel]:
     camera_view.overlay_opacity = settings.overlay_opacity
     camera_view.setToolTip("Your camera. The rectangle is the face crop the model sees "
                            "(W/S zoom, U/H/J/K move, Shift+Z reset). O shows the avatar over it.")
-    hint = QLabel("Look straight into the camera with a relaxed face, match the avatar's pose "
-                  "(O shows it over your face), then press <b>X</b> to calibrate.")
+    hint = QLabel("Match the avatar's pose with a relaxed face (<b>O</b> shows it over yours; the meter says how "
+                  "well). Until you press <b>X</b>, your best match of the first seconds is the neutral pose; "
+                  "<b>F</b> keeps searching for a better one.")
     hint.setWordWrap(True)
     hint.setObjectName("hint")
     return output_view, camera_view, hint
 
 
-def _live_page(output_view: OutputView, camera_view: CameraView, hint: QLabel) -> QWidget:
+def _live_page(output_view: OutputView, camera_view: CameraView, hint: QLabel, meter: MatchMeter) -> QWidget:
     right = QWidget()
     column = QVBoxLayout(right)
     column.setContentsMargins(0, 0, 0, 0)
     column.addWidget(camera_view, 1)
+    column.addWidget(meter)
     column.addWidget(hint)
     split = QSplitter(Qt.Orientation.Horizontal)
     split.addWidget(output_view)
@@ -151,17 +160,20 @@ def _status_bar(window: QMainWindow) -> tuple[QLabel, dict[str, QLabel]]:
 def build_window(window: QMainWindow, settings: Settings) -> WindowWidgets:
     """Create the toolbar, the gallery, the page stack and the status bar inside ``window``."""
     actions = _toolbar(window)
-    actions.vcam.setChecked(settings.vcam)
+    # the Virtual camera button is checked by the window once the pipeline says it is on, never before
     actions.mirror.setChecked(settings.mirror_output)
     output_view, camera_view, hint = _previews(settings)
+    camera_view.setToolTip(camera_view.toolTip() + FACE_BOX_LEGEND)
     checkpoint_panel, camera_panel = MissingCheckpointPanel(), CameraPanel()
+    meter = MatchMeter()
     stack = QStackedWidget()
-    for page in (_live_page(output_view, camera_view, hint), checkpoint_panel, camera_panel):
+    for page in (_live_page(output_view, camera_view, hint, meter), checkpoint_panel, camera_panel):
         stack.addWidget(page)
-    gallery, notice_bar = Gallery(), NoticeBar()
+    gallery, notice_bar, consent_bar = Gallery(), NoticeBar(), ConsentBar()
     center = QWidget()
     column = QVBoxLayout(center)
     column.setContentsMargins(8, 6, 8, 4)
+    column.addWidget(consent_bar)
     column.addWidget(notice_bar)
     row = QHBoxLayout()
     row.addWidget(gallery)
@@ -170,4 +182,4 @@ def build_window(window: QMainWindow, settings: Settings) -> WindowWidgets:
     window.setCentralWidget(center)
     status_state, status_labels = _status_bar(window)
     return WindowWidgets(actions, gallery, output_view, camera_view, hint, stack, checkpoint_panel, camera_panel,
-                         notice_bar, status_state, status_labels)
+                         notice_bar, consent_bar, status_state, status_labels, match_meter=meter)

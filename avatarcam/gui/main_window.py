@@ -18,8 +18,10 @@ from ..errors import AvatarcamError
 from ..imaging import IMAGE_SUFFIXES
 from ..paths import CHECKPOINT_NAME
 from ..pipeline import avatars as avatar_store
+from ..pipeline.calibration import AUTO, FIND_BEST, MANUAL
 from ..remote.client import RemoteAnimator
 from ..settings import OVERLAY_OPACITY_RANGE, Settings, save_settings
+from .consent import CONSENT_TEXT
 from .controller import PipelineController
 from .hotkeys import HotkeyFilter, KeyMapDialog
 from .layout import PAGE_CAMERA, PAGE_CHECKPOINT, PAGE_LIVE, build_window
@@ -28,8 +30,17 @@ from .settings_dialog import SettingsDialog
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
 # settings the running pipeline cannot take over: changing one restarts it
-RESTART_FIELDS = ("camera", "capture_size", "checkpoint", "device", "precision", "framing", "detector", "relative",
-                  "adapt_scale", "stabilize", "vcam_size", "vcam_fps")
+RESTART_FIELDS = ("camera", "capture_size", "checkpoint", "device", "precision", "backend", "framing", "detector",
+                  "relative", "adapt_scale", "stabilize", "vcam_size", "vcam_fps")
+MESSAGE_S = 6.0  # how long a message that matters holds the status line against the stats timer
+SAVED_MESSAGE_S = 20.0  # "Saved <path>": long enough to read and copy the path
+SAVE_DELAY_MS = 1000  # crop keys repeat: the settings file is written once they stop
+VCAM_STATUS = {
+    "on": "Choose 'avatarcam' as the camera in your video-call app",
+    "off": "Virtual camera off: turn it on in the toolbar to use the avatar in a call",
+    "unavailable": "Virtual camera unavailable: `avatarcam doctor` shows the fix",
+    "error": "Virtual camera stopped after an error: turn it off and on again",
+}
 
 
 def _set_quietly(action: QAction, checked: bool) -> None:
@@ -39,12 +50,39 @@ def _set_quietly(action: QAction, checked: bool) -> None:
     action.blockSignals(False)
 
 
-def stats_text(st, remote=None) -> str:
-    """The statistics overlay of the output preview (I key); ``remote``: a RemoteAnimator's stats."""
+def model_text(st) -> str:
+    """The model's time on the last frame, or why the model did not run on it."""
+    if st.passthrough:
+        return "passthrough"
+    return f"{st.model_ms:.0f} ms" if st.face_found else "no face"
+
+
+# How the neutral pose was chosen (PipelineStats.calibration), so "Calibrated" is never claimed
+# before the user pressed X.
+CALIBRATION_STATUS = {
+    AUTO: "Auto-calibrated on your best pose match (press X to set it yourself).",
+    FIND_BEST: "Finding your best pose (F to stop).",
+    MANUAL: "Calibrated.",
+}
+
+
+def status_line(st, live_page: bool = True) -> str:
+    """What the user should do now, never contradicting the virtual camera's state."""
+    if st.camera_state != "running" and live_page:
+        return f"Camera: {st.camera_state}"
+    if not st.calibrated:
+        return "Look into the camera, match the avatar's pose and press X to calibrate"
+    how = CALIBRATION_STATUS.get(st.calibration, "Calibrated.")
+    return f"{how} " + VCAM_STATUS.get(st.vcam_state, f"Virtual camera: {st.vcam_state}")
+
+
+def stats_text(st, fps: float, remote=None) -> str:
+    """The statistics overlay of the output preview (I key); ``fps`` counts animated frames;
+    ``remote``: a RemoteAnimator's stats when the model runs on a worker."""
     link = [f"remote    {remote.state}", f"rtt       {remote.rtt_ms:6.1f} ms",
             f"in flight {remote.in_flight:6d}"] if remote is not None else []
     return "\n".join([
-        f"fps       {st.fps:6.1f}", f"model     {st.model_ms:6.1f} ms", f"latency   {st.latency_ms:6.1f} ms",
+        f"fps       {fps:6.1f}", f"model     {model_text(st):>9}", f"latency   {st.latency_ms:6.1f} ms",
         f"dropped   {st.dropped:6d}", f"frames    {st.frames_out:6d}", f"camera    {st.camera_state}",
         f"vcam      {st.vcam_state}", f"device    {st.device} {st.precision}",
         f"calibrated {'yes' if st.calibrated else 'no'}", *link])
@@ -52,9 +90,12 @@ def stats_text(st, remote=None) -> str:
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, *, notice: str | None = None, persist: bool = True,
-                 autostart: bool = True) -> None:
+                 autostart: bool = True, overrides: dict | None = None) -> None:
         super().__init__()
-        self.settings = settings or Settings()
+        saved = settings or Settings()
+        self.session_overrides = dict(overrides or {})  # command-line options: this session only, never saved
+        self._saved_values = {name: getattr(saved, name) for name in self.session_overrides}
+        self.settings = saved.copy(**self.session_overrides)
         self.persist = persist
         self.pipeline = None
         self.avatars: list[avatar_store.Avatar] = []
@@ -68,17 +109,38 @@ class MainWindow(QMainWindow):
         self.ui = build_window(self, self.settings)
         self._connect()
         self.reload_avatars(keep=self.settings.avatar)
+        if self.session_overrides.get("avatar") not in (None, self.current_avatar_path()):
+            self.ui.notice_bar.show_message(f"--avatar {self.session_overrides['avatar']}: no such picture; using "
+                                            f"{self.current_avatar_path() or 'the first bundled avatar'}", "error")
         self._filter = HotkeyFilter(self)
         QApplication.instance().installEventFilter(self._filter)
+        self._timers()
+        self.resize(1280, 760)
+        if notice:
+            self.ui.notice_bar.show_message(notice)
+        if not self.settings.consent_seen:
+            self.ui.consent_bar.show_message(CONSENT_TEXT, "info")
+        if autostart:
+            self.start_pipeline()
+
+    def _timers(self) -> None:
         self.stats_timer = QTimer(self)
         self.stats_timer.setInterval(500)
         self.stats_timer.timeout.connect(self.update_stats)
         self.stats_timer.start()
-        self.resize(1280, 760)
-        if notice:
-            self.ui.notice_bar.show_message(notice)
-        if autostart:
-            self.start_pipeline()
+        self.message_timer = QTimer(self)  # running: a message holds the status line
+        self.message_timer.setSingleShot(True)
+        self.message_timer.timeout.connect(self.update_stats)
+        self.save_timer = QTimer(self)
+        self.save_timer.setSingleShot(True)
+        self.save_timer.setInterval(SAVE_DELAY_MS)
+        self.save_timer.timeout.connect(self.save)
+
+    def tell(self, text: str, seconds: float = MESSAGE_S) -> None:
+        """A message that matters ("Calibrated", "Saved <path>"): it stays in the status line for
+        ``seconds``; the stats timer does not overwrite it."""
+        self.ui.status_state.setText(text)
+        self.message_timer.start(int(seconds * 1000))
 
     def _connect(self) -> None:
         c, ui, act = self.controller, self.ui, self.ui.actions
@@ -100,6 +162,7 @@ class MainWindow(QMainWindow):
         ui.checkpoint_panel.downloaded.connect(self.use_checkpoint)
         ui.camera_panel.cameraChosen.connect(self.use_camera)
         ui.camera_panel.videoRequested.connect(self.choose_video)
+        ui.consent_bar.dismissed.connect(self.consent_given)
 
     # pipeline lifecycle -------------------------------------------------------------------
     def current_avatar_path(self) -> str | None:
@@ -164,6 +227,18 @@ class MainWindow(QMainWindow):
         if bundle.avatar is not None and bundle.avatar is not self._overlay_source:
             self._overlay_source = bundle.avatar
             self.ui.camera_view.set_overlay(bundle.avatar)
+        self.update_match()
+
+    def update_match(self) -> None:
+        """The pose-match meter (its colour, "current : best" with F, and F's confirmations)."""
+        reading = self.pipeline.match_reading() if self.pipeline is not None else None
+        self.ui.match_meter.show_reading(reading, self.settings.auto_calibrate_seconds)
+
+    def toggle_find_best(self) -> None:
+        """F: find the best neutral frame while on; off keeps the best one found."""
+        if self.pipeline is not None:
+            self.pipeline.set_find_best(not self.pipeline.find_best)
+            self.update_match()
 
     def update_stats(self) -> None:
         labels, view = self.ui.status_labels, self.ui.output_view
@@ -176,30 +251,41 @@ class MainWindow(QMainWindow):
             st = self.pipeline.stats()
         except Exception:  # noqa: BLE001 - the status bar must never break the window
             return
-        labels["fps"].setText(f"{st.fps:5.1f} fps")
-        labels["model"].setText(f"model {st.model_ms:4.0f} ms")
+        fps = st.fps if st.passthrough else self.controller.animated_fps()
+        labels["fps"].setText(f"{fps:5.1f} fps")
+        model = model_text(st)
+        labels["model"].setText(f"model {model}" if model.endswith(" ms") else model)
         labels["latency"].setText(f"latency {st.latency_ms:4.0f} ms")
         labels["device"].setText(f"{st.device} {st.precision}")
         labels["vcam"].setText(f"virtual camera: {st.vcam_state}")
+        _set_quietly(self.ui.actions.vcam, st.vcam_state == "on")  # the button shows what is, not what was asked
         view.badge = " ".join(b for b in ("PASSTHROUGH" if st.passthrough else "",
                                           "REC" if self.ui.actions.record.isChecked() else "") if b)
-        if st.camera_state != "running" and self.ui.stack.currentIndex() == PAGE_LIVE:
-            self.ui.status_state.setText(f"Camera: {st.camera_state}")
-        elif not st.calibrated:
-            self.ui.status_state.setText("Look into the camera, match the avatar's pose and press X to calibrate")
-        else:
-            self.ui.status_state.setText("Calibrated. Choose 'avatarcam' as the camera in your video-call app")
+        if not self.message_timer.isActive():
+            self.ui.status_state.setText(status_line(st, self.ui.stack.currentIndex() == PAGE_LIVE))
         anim = self.pipeline.animator
-        view.stats_text = stats_text(st, anim.stats() if isinstance(anim, RemoteAnimator) else None)
+        view.stats_text = stats_text(st, fps, anim.stats() if isinstance(anim, RemoteAnimator) else None)
         view.update()
 
     # settings -------------------------------------------------------------------------------
+    def saved_settings(self) -> Settings:
+        """What the settings file gets: the command-line overrides still in force are left out."""
+        kept = {name: value for name, value in self._saved_values.items()
+                if getattr(self.settings, name) == self.session_overrides[name]}
+        return self.settings.copy(**kept)
+
     def save(self) -> None:
+        self.save_timer.stop()
         if not self.persist:
             return
-        problem = save_settings(self.settings)
+        problem = save_settings(self.saved_settings())
         if problem:
             self.ui.notice_bar.show_message(problem)
+
+    def consent_given(self) -> None:
+        """The first-run notice about consent was read: it is not shown again."""
+        self.settings = self.settings.copy(consent_seen=True)
+        self.save()
 
     def open_settings(self) -> None:
         dlg = SettingsDialog(self.settings, self)
@@ -216,6 +302,8 @@ class MainWindow(QMainWindow):
             self.pipeline.zoom_crop(new.zoom / self.pipeline.crop_zoom)
         if old.vcam != new.vcam:
             self.ui.actions.vcam.setChecked(new.vcam)
+        if old.ai_label != new.ai_label:
+            self.pipeline.set_ai_label(new.ai_label)
 
     # checkpoint / camera panels -------------------------------------------------------------
     def locate_checkpoint(self) -> None:
@@ -256,6 +344,9 @@ class MainWindow(QMainWindow):
     def reload_avatars(self, keep: str | None = None) -> None:
         keep = keep if keep is not None else (self.current_avatar_path() or "")
         self.avatars = avatar_store.list_avatars()
+        extra = self.session_overrides.get("avatar")  # --avatar: any picture, in the gallery for this session
+        if extra and Path(extra).is_file() and all(a.path != Path(extra) for a in self.avatars):
+            self.avatars.append(avatar_store.Avatar(Path(extra), False))
         paths = [str(a.path) for a in self.avatars]
         self.current_avatar = paths.index(keep) if keep in paths else (0 if paths else -1)
         self.ui.gallery.set_avatars(self.avatars, self.current_avatar)
@@ -273,7 +364,7 @@ class MainWindow(QMainWindow):
                 self.pipeline.set_avatar(path)
             except AvatarcamError as err:
                 self.ui.notice_bar.show_message(str(err), "error")
-        self.ui.status_state.setText(f"Avatar {index + 1}: {self.avatars[index].name}")
+        self.tell(f"Avatar {index + 1}: {self.avatars[index].name}")
 
     def step_avatar(self, step: int) -> None:
         """The previous (-1) or next (+1) avatar of the gallery, wrapping around."""
@@ -285,7 +376,7 @@ class MainWindow(QMainWindow):
         self.reload_avatars()
         if self.current_avatar_path() != before:
             self.pick_avatar(self.current_avatar)
-        self.ui.status_state.setText(f"{len(self.avatars)} avatars")
+        self.tell(f"{len(self.avatars)} avatars")
 
     def add_avatar_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Add avatar pictures", "", IMAGE_FILTER)
@@ -313,14 +404,24 @@ class MainWindow(QMainWindow):
     def zoom_crop(self, factor: float) -> None:
         if self.pipeline is not None:
             self.pipeline.zoom_crop(factor)
+            self._crop_changed()
 
     def move_crop(self, dx: float, dy: float) -> None:
         if self.pipeline is not None:
             self.pipeline.move_crop(dx, dy)
+            self._crop_changed()
 
     def reset_crop(self) -> None:
         if self.pipeline is not None:
             self.pipeline.reset_crop()
+            self._crop_changed()
+
+    def _crop_changed(self) -> None:
+        """Say where the crop is now, and keep it for the next start (saved once the keys stop)."""
+        zoom, (dx, dy) = self.pipeline.crop_zoom, self.pipeline.crop_offset
+        self.settings = self.settings.copy(zoom=round(zoom, 4), offset=(round(dx, 4), round(dy, 4)))
+        self.save_timer.start()
+        self.tell(f"Face crop: zoom {zoom * 100:.0f} %, offset {dx:+.2f} x {dy:+.2f} (Shift+Z resets)")
 
     # preview toggles (O/Z/C/R/I) ------------------------------------------------------------
     def toggle_overlay(self) -> None:
@@ -359,7 +460,7 @@ class MainWindow(QMainWindow):
     def calibrate(self) -> None:
         if self.pipeline is not None:
             self.pipeline.calibrate()
-            self.ui.status_state.setText("Calibrated: this is your neutral pose")
+            self.tell("Calibrated: this is your neutral pose")
 
     def set_vcam(self, on: bool) -> None:
         self.settings = self.settings.copy(vcam=bool(on))
@@ -396,11 +497,12 @@ class MainWindow(QMainWindow):
                 path = self.record_path()
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.pipeline.start_recording(str(path))
-                self.ui.status_state.setText(f"Recording to {path}")
+                self.tell(f"Recording to {path}", SAVED_MESSAGE_S)
             else:
                 saved = self.pipeline.stop_recording()
                 if saved:
-                    self.ui.status_state.setText(f"Saved {saved}")
+                    self.tell(f"Saved {saved}", SAVED_MESSAGE_S)
+                    self.ui.notice_bar.show_message(f"The recording was saved to {saved}", "info")
         except (AvatarcamError, OSError) as err:
             _set_quietly(self.ui.actions.record, False)
             self.ui.notice_bar.show_message(str(err), "error")
@@ -419,6 +521,7 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self.stats_timer.stop()
+        self.message_timer.stop()
         QApplication.instance().removeEventFilter(self._filter)
         self.pipeline = None
         self.controller.shutdown()

@@ -221,20 +221,26 @@ class CameraPanel(QWidget):
 class NoticeBar(QFrame):
     """A dismissable one-line message above the previews (e.g. the virtual-camera fix)."""
 
+    dismissed = pyqtSignal()  # the user closed it
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("noticeBar")
-        row = QHBoxLayout(self)
-        row.setContentsMargins(12, 6, 6, 6)
+        self.row = QHBoxLayout(self)
+        self.row.setContentsMargins(12, 6, 6, 6)
         self.label = _text()
-        row.addWidget(self.label, 1)
+        self.row.addWidget(self.label, 1)
         close = QToolButton()
         close.setText("\u00d7")
         close.setToolTip("Dismiss")
         close.setAutoRaise(True)
-        close.clicked.connect(self.hide)
-        row.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        close.clicked.connect(self.dismiss)
+        self.row.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
+
+    def dismiss(self) -> None:
+        self.hide()
+        self.dismissed.emit()
 
     def show_message(self, text: str, level: str = "warning") -> None:
         self.setProperty("level", level)

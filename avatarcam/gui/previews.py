@@ -170,4 +170,11 @@ class CameraView(ImageView):
         p.setPen(pen)
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.drawRect(box)
+        if self.box_legend():
+            p.drawText(QRectF(box.left() + 6, box.top() + 4, max(box.width() - 12, 0.0), 20),
+                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, self.box_legend())
         p.restore()
+
+    def box_legend(self) -> str:
+        """What the orange rectangle means, written on it (the green one needs no words)."""
+        return "" if self.face_found else "no face: holding the last picture"

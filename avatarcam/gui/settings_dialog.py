@@ -12,13 +12,14 @@ from PyQt6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from ..engine.options import DEVICES, PRECISIONS
+from ..engine.options import BACKENDS, DEVICES, PRECISIONS
 from ..paths import CHECKPOINT_NAME
 from ..pipeline.config import CAPTURE_SIZES, FPS_RANGE, FRAMINGS, VCAM_SIZES, ZOOM_RANGE
 from ..settings import MODEL_PLACES, Settings
@@ -28,6 +29,10 @@ from .panels import CHECKPOINT_FILTER, VIDEO_FILTER, CameraProber
 # pipeline/config.py, settings.py); only their labels live here.
 DEVICE_LABELS = {"auto": "auto (GPU if available)", "cuda": "cuda (NVIDIA GPU)", "mps": "mps (Apple GPU)"}
 PRECISION_LABELS = {"auto": "auto (fp16 GPU, bf16/fp32 CPU)"}
+BACKEND_LABELS = {"auto": "auto (PyTorch)", "torch": "torch (PyTorch)",
+                  "onnx": "onnx (ONNX Runtime; exported once, then cached)"}
+AI_LABEL_TEXT = ("Draws a small \"AI\" label in a corner of every animated frame that leaves avatarcam (virtual "
+                 "camera and recordings), so the people who see it know the video is generated.")
 FRAMING_LABELS = {"auto": "auto (follow the face)", "manual": "manual (fixed crop; W/S/U/H/J/K)"}
 
 
@@ -80,7 +85,7 @@ class SettingsDialog(QDialog):
         self._original = settings
         layout = QVBoxLayout(self)
         for box in (self._camera_box(settings), self._model_box(settings), self._framing_box(settings),
-                    self._vcam_box(settings)):
+                    self._vcam_box(settings), self._responsible_box(settings)):
             layout.addWidget(box)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -112,6 +117,9 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         self.precision = _choice(PRECISIONS, s.precision, PRECISION_LABELS)
         form.addRow("Precision", self.precision)
+        self.backend = _choice(BACKENDS, s.backend, BACKEND_LABELS)
+        self.backend.setToolTip("The runtime that runs the model; onnx needs onnxruntime (pip install onnxruntime)")
+        form.addRow("Runtime", self.backend)
         self.relative = QCheckBox("Relative motion (recommended)")
         self.relative.setChecked(s.relative)
         self.relative.setToolTip("Move the avatar by how your face moves from the calibrated pose")
@@ -151,6 +159,20 @@ class SettingsDialog(QDialog):
         form.addRow("Frame rate", self.vcam_fps)
         return box
 
+    def _responsible_box(self, s: Settings) -> QGroupBox:
+        """The AI-label switch, with a sentence on what it does (the field lives in pipeline/config.py)."""
+        explanation = QLabel(AI_LABEL_TEXT)
+        explanation.setWordWrap(True)
+        explanation.setObjectName("hint")
+        self.ai_label = QCheckBox("Label the output as AI-generated (recommended)")
+        self.ai_label.setToolTip(AI_LABEL_TEXT)
+        self.ai_label.setChecked(s.ai_label)
+        box = QGroupBox("Responsible use")
+        column = QVBoxLayout(box)
+        for widget in (self.ai_label, explanation):
+            column.addWidget(widget)
+        return box
+
     def _probed(self, cams: list) -> None:
         current = self.camera_value()
         values = {self.camera.itemData(i) for i in range(self.camera.count())}
@@ -184,11 +206,13 @@ class SettingsDialog(QDialog):
     def result_settings(self) -> Settings:
         """The settings as edited (the original object is not changed)."""
         return self._original.copy(
+            ai_label=self.ai_label.isChecked(),
             camera=self.camera_value(),
             capture_size=size_of(self.capture_size),
             checkpoint=self.checkpoint.text().strip() or None,
             device=self.device.currentData(),
             precision=self.precision.currentData(),
+            backend=self.backend.currentData(),
             relative=self.relative.isChecked(),
             adapt_scale=self.adapt_scale.isChecked(),
             model_on=self.model_on.currentData(),

@@ -22,7 +22,9 @@ ZOOM_RANGE = (0.3, 4.0)
 OFFSET_RANGE = (-1.0, 1.0)  # crop shift, in crop sides
 STABILIZE_RANGE = (0.0, 1.0)
 FPS_RANGE = (1.0, 240.0)
+AUTO_CALIBRATE_RANGE = (0.0, 60.0)  # seconds at the start of the stream searched for the best neutral pose
 SIZE_RANGE = (16, 7680)  # pixels, either side
+MAX_FRAMES_RANGE = (0, 10**9)  # 0 = no limit
 MAX_TEXT = 4096
 # Fields that describe one run (a test backend, a recording path, a passthrough toggle), not a
 # preference: the settings file never stores them, so a restart never starts recording by itself.
@@ -35,8 +37,15 @@ class PipelineConfig:
 
     ``camera``: a camera index as digits ("0"), a video file path or a stream URL.
     ``stabilize``: keypoint smoothing strength in [0, 1]; 0 turns it off.
+    ``auto_calibrate_seconds``: until X is pressed, the best pose match in this first part of the
+    stream is the neutral pose (``calibration.py``).
     ``record``: an .mp4 path to record the output to while streaming, or None.
     Field metadata holds each field's range or choices: the single declaration every check reads.
+
+    A recording holds every output frame exactly once (not padded to real time: see ``FileSink``).
+    ``max_frames``: stop making frames after this many output frames (0 = no limit).
+    ``ai_label``: draw a small "AI" label in the corner of every animated output frame (virtual
+    camera and recordings) so viewers can tell the picture is generated; on by default.
     """
 
     camera: str = "0"
@@ -55,6 +64,7 @@ class PipelineConfig:
     relative: bool = True
     adapt_scale: bool = True
     stabilize: float = field(default=0.5, metadata={"range": STABILIZE_RANGE})
+    auto_calibrate_seconds: float = field(default=3.0, metadata={"range": AUTO_CALIBRATE_RANGE})
     vcam: bool = True
     vcam_size: tuple[int, int] = field(default=(640, 480), metadata={"range": SIZE_RANGE})
     vcam_fps: float = field(default=30.0, metadata={"range": FPS_RANGE})
@@ -62,6 +72,8 @@ class PipelineConfig:
     mirror_output: bool = False
     record: str | None = field(default=None, metadata=SESSION_ONLY)
     passthrough: bool = field(default=False, metadata=SESSION_ONLY)
+    max_frames: int = field(default=0, metadata={"range": MAX_FRAMES_RANGE, **SESSION_ONLY})
+    ai_label: bool = True
 
     def engine_options(self) -> EngineOptions:
         return EngineOptions(device=self.device, precision=self.precision, backend=self.backend)
@@ -89,8 +101,8 @@ def check_value(spec, value: Any) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(default):
             raise AvatarcamError(f"{name} {value!r} is not a pair of numbers.")
         return tuple(_number(name, v, meta.get("range"), type(d)) for v, d in zip(value, default, strict=True))
-    if isinstance(default, float):
-        return _number(name, value, meta.get("range"), float)
+    if isinstance(default, (int, float)):
+        return _number(name, value, meta.get("range"), type(default))
     if value is None and default is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_TEXT or "\x00" in value:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import FRAMINGS, OFFSET_RANGE, ZOOM_RANGE, check_choice
-from .crop import CROP_SIZE, box_to_square, extract_crop, pick_face
+from .crop import CROP_SIZE, box_to_square, extract_crop
 from .detectors import FaceDetector, LBPDetector
 from .filters import OneEuroFilter
+from .tracking import FaceTrack, TrackGate
 
 
 @dataclass
@@ -33,13 +34,15 @@ class FaceFramer:
     ``detect_every``: run the detector every N frames and hold the box in between.
     ``smoothing``: One Euro strength in [0, 1] (0 = raw boxes).
     ``hold_seconds``: how long a face that is no longer detected is still considered there.
+    ``gate``: how a new box must agree with the tracked face to move the crop (``tracking.py``):
+    a false detection elsewhere never makes the crop jump while the face is still found.
     ``start_async()`` moves detection to a background thread (always on the newest frame), so
     detection time never adds to the frame's latency.
     """
 
     def __init__(self, detector: FaceDetector | None = None, *, mode: str = "auto", zoom: float = 1.0,
                  offset: tuple[float, float] = (0.0, 0.0), detect_every: int = 3, smoothing: float = 0.7,
-                 hold_seconds: float = 1.0, size: int = CROP_SIZE) -> None:
+                 hold_seconds: float = 1.0, size: int = CROP_SIZE, gate: TrackGate | None = None) -> None:
         self.detector = detector  # None: the LBP detector, made on first use
         self.detect_every = max(1, int(detect_every))
         self.hold_seconds = hold_seconds
@@ -51,8 +54,10 @@ class FaceFramer:
         self._set_crop(zoom, offset)
         self.smoothing = smoothing
         self._filter = OneEuroFilter(*self._filter_params(smoothing))
-        self._target: np.ndarray | None = None  # (cx, cy, side) of the last detection
+        self._track = FaceTrack(gate)
+        self._target: np.ndarray | None = None  # (cx, cy, side) of the tracked face's last detection
         self._target_t = -1e9
+        self._hint: np.ndarray | None = None  # (cx, cy) of the face as the model's keypoints last saw it
         self._count = 0
         # async detection
         self._async = False
@@ -100,7 +105,8 @@ class FaceFramer:
         self._set_crop(1.0, (0.0, 0.0))
         with self._lock:
             self._filter.reset()
-            self._target, self._target_t = None, -1e9
+            self._track.reset()
+            self._target, self._target_t, self._hint = None, -1e9, None
             self._count = 0
 
     # detection -----------------------------------------------------------------------------------
@@ -111,10 +117,18 @@ class FaceFramer:
             boxes = self.detector.detect(image)
         except Exception:  # noqa: BLE001 - a detector hiccup just means "no face this time"
             boxes = []
-        face = pick_face(boxes, self._target)
-        if face is not None:
-            with self._lock:
-                self._target, self._target_t = box_to_square(face, self.detector), t
+        with self._lock:
+            face = self._track.update([box_to_square(box, self.detector) for box in boxes], self._hint)
+            if face is not None:
+                self._target, self._target_t = face, t
+
+    def note_keypoints(self, box: tuple[int, int, int], centre: tuple[float, float]) -> None:
+        """The model's keypoint centre (in [-1, 1] crop units) on the crop ``box``: where the face
+        it animates is, so the tracker prefers the detection that agrees with it."""
+        x, y, side = box
+        hint = np.array([x + (centre[0] + 1) / 2 * side, y + (centre[1] + 1) / 2 * side])
+        with self._lock:
+            self._hint = hint
 
     def start_async(self) -> None:
         if self._thread is not None:

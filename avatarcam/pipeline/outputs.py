@@ -21,6 +21,7 @@ from ..imaging import to_uint8
 from ..video import AtomicVideoWriter
 
 LINUX_FIX = "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=avatarcam"
+AI_LABEL = "AI"  # drawn in the bottom-right corner of every animated frame that leaves avatarcam
 
 
 def vcam_fix_message(system: str | None = None, detail: str = "") -> str:
@@ -36,24 +37,51 @@ def vcam_fix_message(system: str | None = None, detail: str = "") -> str:
     return f"no virtual camera{why}; this OS is not supported by pyvirtualcam."
 
 
+def fitted_box(shape: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(left, top, width, height) of a picture of ``shape`` (H, W, ...) fitted inside ``size`` =
+    (width, height) with its aspect kept, centred: where ``letterbox`` puts it."""
+    w, h = size
+    ih, iw = shape[:2]
+    s = min(w / iw, h / ih)
+    nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
+    return (w - nw) // 2, (h - nh) // 2, nw, nh
+
+
 def letterbox(image: np.ndarray, size: tuple[int, int], mirror: bool = False) -> np.ndarray:
     """Fit an RGB image (any shape) inside ``size`` = (width, height) keeping its aspect, padded
     with black; optionally mirrored left-right. Returns a new HxWx3 uint8 array."""
     img = to_uint8(image)
     w, h = size
     ih, iw = img.shape[:2]
-    s = min(w / iw, h / ih)
-    nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
+    left, top, nw, nh = fitted_box(img.shape, size)
     if (nw, nh) != (iw, ih):
-        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nw < iw else cv2.INTER_LINEAR)
     if mirror:
         img = img[:, ::-1]
     if (nw, nh) == (w, h):
         return np.ascontiguousarray(img)
     out = np.zeros((h, w, 3), np.uint8)
-    top, left = (h - nh) // 2, (w - nw) // 2
     out[top:top + nh, left:left + nw] = img
     return out
+
+
+def draw_ai_label(image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """A copy of ``image`` (HxWx3 uint8) with a small "AI" badge in the bottom-right corner of
+    ``box`` = (left, top, width, height) (default: the whole image; the pipeline passes the
+    picture's area inside the letterbox, so an app that crops the bars away keeps the label):
+    white text on a dark box, about 1/20 of the picture's height, away from the face."""
+    image = np.array(image, dtype=np.uint8)  # a copy: the caller's frame may be a held picture
+    left, top, w, h = box or (0, 0, image.shape[1], image.shape[0])
+    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(h / 240))
+    scale = cv2.getFontScaleFromHeight(font, max(9, round(h / 22)), thickness)
+    (tw, th), _ = cv2.getTextSize(AI_LABEL, font, scale, thickness)
+    pad = max(2, th // 3)
+    x1, y1 = left + w - pad, top + h - pad
+    x0, y0 = max(left, x1 - tw - 2 * pad), max(top, y1 - th - 2 * pad)
+    box = image[y0:y1, x0:x1]
+    box[:] = (box.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken to 40%: legible on any background
+    cv2.putText(image, AI_LABEL, (x0 + pad, y1 - pad), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return image
 
 
 class VirtualCameraSink:
@@ -101,13 +129,14 @@ class VirtualCameraSink:
 class FileSink:
     """Records output frames to an mp4 on a background thread (the stream never waits on the disk).
 
-    Timing is kept real: when frames come slower than ``fps`` the last one is repeated, so the
-    video plays at the speed it was streamed. A write failure disables the recording and reports
-    through ``on_error``; it never raises into the stream.
+    Every frame handed to ``write`` is recorded exactly once, in order, and the file plays at
+    ``fps``: frames are never repeated to pad the video to real time, so when the model makes
+    fewer than ``fps`` frames a second the recording plays faster than it happened. Only a disk
+    slower than the stream drops frames (counted in ``dropped``). A write failure disables the
+    recording and reports through ``on_error``; it never raises into the stream.
     """
 
     MAX_QUEUE = 64
-    MAX_REPEAT = 30
     # OpenCV's writer fails silently on a full disk, so free space is checked instead; stopping
     # with room to spare lets the file be finished and kept.
     MIN_FREE_BYTES = 200 << 20
@@ -120,8 +149,7 @@ class FileSink:
         self.on_error = on_error
         self.failed = ""
         self._queue: queue.Queue = queue.Queue(self.MAX_QUEUE)
-        self._t0: float | None = None
-        self._written = 0
+        self.dropped = 0
         self.saved: str | None = None
         self._thread = threading.Thread(target=self._loop, name="avatarcam-record", daemon=True)
         self._thread.start()
@@ -134,35 +162,28 @@ class FileSink:
     def thread(self) -> threading.Thread:
         return self._thread
 
-    def write(self, frame: np.ndarray, t: float) -> None:
+    def write(self, frame: np.ndarray) -> None:
         if self.failed:
             return
         try:
-            self._queue.put_nowait((frame, t))
+            self._queue.put_nowait(frame)
         except queue.Full:  # the disk is slower than the stream: drop, never block it
-            pass
+            self.dropped += 1
 
     def _loop(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            frame = self._queue.get()
+            if frame is None:
                 return
             if self.failed:
                 continue
-            frame, t = item
-            if self._t0 is None:
-                self._t0 = t
-            due = int((t - self._t0) * self.fps) + 1
-            repeat = min(max(1, due - self._written), self.MAX_REPEAT)
             try:
-                if self._written // self.CHECK_EVERY != (self._written + repeat) // self.CHECK_EVERY:
+                if self.writer.frames % self.CHECK_EVERY == 0:
                     free = shutil.disk_usage(self.path.parent).free
                     if free < self.MIN_FREE_BYTES:
                         self._stop_for_disk(free)
                         continue
-                for _ in range(repeat):
-                    self.writer.write(frame)
-                self._written += repeat
+                self.writer.write(frame)
             except Exception as err:  # noqa: BLE001
                 self.failed = f"recording to {self.path} stopped: {err}"
                 self.writer.abort()

@@ -21,6 +21,7 @@ from ..engine import RelativeMotion
 from ..errors import AvatarcamError, OutputError
 from ..paths import FileIdentity, file_identity
 from .avatars import AVATAR_SIZE, default_avatar, prepare_avatar_image
+from .calibration import AUTO, MatchReading, NeutralPicker
 from .capture import FAILED, OPENING, CaptureThread, Opener
 from .config import PipelineConfig
 from .detectors import FaceDetector, make_detector
@@ -48,6 +49,9 @@ class PipelineStats(Timings):  # the last frame's timings, and:
     calibrated: bool = False
     passthrough: bool = False
     face_found: bool = False  # in the last output frame
+    match: float | None = None  # the last animated frame's pose match with the avatar, 0-100 %
+    best_match: float | None = None  # the neutral pose's match, 0-100 %
+    calibration: str = AUTO  # how the neutral pose is chosen: auto | find-best | manual (calibration.py)
 
 
 def _avatar_key(image: str | os.PathLike | np.ndarray) -> Hashable | None:
@@ -73,11 +77,13 @@ class Pipeline:
         self.config = cfg = config or PipelineConfig()
         self.animator = animator
         self.on_notice: Callable[[str], None] | None = None
+        self.on_progress: Callable[[str], None] | None = None  # "loading the model ..." while start() waits
         self.notices: list[str] = []
         self.last_bundle: FrameBundle | None = None
         self._opener = opener
         self._framing = FaceFramer(detector, mode=cfg.framing, zoom=cfg.zoom, offset=cfg.offset)
         self._stabilizer = KeypointStabilizer(cfg.stabilize)
+        self._picker = NeutralPicker(lambda kp: self.animator.calibrate(keypoints=kp), cfg.auto_calibrate_seconds)
         self._capture: CaptureThread | None = None
         self._worker: InferenceWorker | None = None
         self._listeners: list[Listener] = []
@@ -109,42 +115,53 @@ class Pipeline:
     def _load_animator(self):
         cfg = self.config
         return load_animator(cfg.checkpoint, cfg.engine_options(), motion=RelativeMotion(cfg.relative, cfg.adapt_scale),
-                             notice=self._notice)
+                             notice=self._notice, progress=self.on_progress)
 
-    def _open_outputs(self) -> None:
+    def _open_camera(self) -> CaptureThread:
         cfg = self.config
-        try:
-            if cfg.record:
-                self.start_recording(cfg.record)
-            if cfg.vcam:
-                message = self.set_vcam_enabled(True)
-                if message:
-                    self._notice(message)
-        except AvatarcamError:
-            self._capture.stop()
-            self.stop_recording()
-            raise
-
-    def start(self) -> None:
-        """Load what is missing, open the camera and the outputs, and start the threads."""
-        if self._started:
-            return
-        cfg = self.config
-        if self.animator is None:
-            self.animator = self._load_animator()
-        if self._framing.detector is None:
-            self._framing.detector = make_detector(cfg.detector, notice=self._notice)
-        # the first avatar is prepared here so the first output frame already shows it
-        self._apply(*self._prepare(cfg.avatar if cfg.avatar is not None else default_avatar()))
         capture = CaptureThread(cfg.camera, tuple(cfg.capture_size), cfg.capture_fps, loop=cfg.loop_video,
                                 opener=self._opener,
                                 on_state=lambda _state, message: message and self._notice(message))
         capture.open()  # CameraError now, with its fix, if the camera cannot be opened at all
+        return capture
+
+    def _get_ready(self) -> None:
+        """Cheap checks first (avatar file, recording folder), then the slow model load."""
+        cfg = self.config
+        avatar = cfg.avatar if cfg.avatar is not None else default_avatar()
+        picture = prepare_avatar_image(avatar) if self._cached(avatar) is None else None  # MediaError
+        if cfg.record:
+            self.start_recording(cfg.record)  # OutputError for a folder that cannot be written
+        if self.animator is None:
+            if self.on_progress is not None:
+                self.on_progress("loading the model ...")
+            self.animator = self._load_animator()
+        if self._framing.detector is None:
+            self._framing.detector = make_detector(cfg.detector, notice=self._notice)
+        # the first avatar is prepared here so the first output frame already shows it
+        self._apply(*self._prepare(avatar, picture))
+        if cfg.vcam:
+            message = self.set_vcam_enabled(True)
+            if message:
+                self._notice(message)
+
+    def start(self) -> None:
+        """Open the camera, check the avatar and the recording path, load what is missing, open
+        the outputs and start the threads; the cheap checks fail before the model loads."""
+        if self._started:
+            return
+        cfg = self.config
+        capture = self._open_camera()
         self._capture = capture
-        self._open_outputs()
+        try:
+            self._get_ready()
+        except BaseException:
+            capture.stop()
+            self.stop_recording()
+            raise
         self._worker = InferenceWorker(capture, self._framing, self.animator, cfg, publish=self._publish,
                                        get_avatar=lambda: self._avatar_image, stabilizer=self._stabilizer,
-                                       notice=self._notice)
+                                       picker=self._picker, notice=self._notice)
         self._started = True
         self._framing.start_async()
         self._worker.start()
@@ -194,7 +211,7 @@ class Pipeline:
         if vcam is not None:
             self._send_vcam(vcam, bundle.output)
         if recorder is not None:
-            recorder.write(bundle.output, bundle.t_capture)
+            recorder.write(bundle.output)
         self.last_bundle = bundle
         for listener in list(self._listeners):
             try:
@@ -211,15 +228,35 @@ class Pipeline:
             self._listeners.remove(fn)
 
     def calibrate(self) -> None:
-        """Take the next framed face as the neutral pose."""
-        if self.animator is not None:
-            self.animator.request_calibration()
+        """Take the next framed face as the neutral pose (X); ends auto-calibration and find-best."""
+        self._picker.calibrate_next()
+
+    def set_find_best(self, enabled: bool) -> None:
+        """F: while on, the best-matching frame seen so far is the neutral pose (``match_reading()``
+        counts the improvements); off keeps the best one found."""
+        self._picker.set_find_best(enabled)
+
+    @property
+    def find_best(self) -> bool:
+        return self._picker.find_best
+
+    def match_reading(self) -> MatchReading:
+        """The live pose match (0-100 %), the neutral pose's match and how the neutral was chosen."""
+        return self._picker.reading(time.monotonic())
+
+    @property
+    def best_match(self) -> float | None:
+        return self._picker.reading().best
 
     def set_passthrough(self, enabled: bool) -> None:
         self.config.passthrough = bool(enabled)  # the worker reads the config on every frame
 
     def set_mirror_output(self, enabled: bool) -> None:
         self.config.mirror_output = bool(enabled)
+
+    def set_ai_label(self, enabled: bool) -> None:
+        """The "AI" label on outgoing animated frames (virtual camera and recordings)."""
+        self.config.ai_label = bool(enabled)
 
     def set_relative(self, enabled: bool) -> None:
         self.config.relative = bool(enabled)
@@ -319,12 +356,12 @@ class Pipeline:
         # the file is gone (deleted or on an unplugged drive): reuse what was prepared from it
         return self._avatar_by_path.get(str(Path(image).expanduser().resolve()))
 
-    def _prepare(self, image) -> Prepared:
+    def _prepare(self, image, picture: np.ndarray | None = None) -> Prepared:
         cached = self._cached(image)
         if cached is not None:
             return cached
         key = _avatar_key(image)
-        picture = prepare_avatar_image(image)
+        picture = prepare_avatar_image(image) if picture is None else picture
         prepared = (self.animator.prepare_source(picture), picture)
         self._avatar_cache[key] = prepared
         if isinstance(key, FileIdentity):
@@ -333,6 +370,7 @@ class Pipeline:
 
     def _apply(self, source, picture: np.ndarray) -> None:
         self.animator.use_source(source)
+        self._picker.set_avatar(source.keypoints)
         self._avatar_image = picture
         if self._worker is not None:
             self._worker.avatar_changed()
@@ -384,4 +422,9 @@ class Pipeline:
             precision=anim.options.precision if anim is not None else "",
             calibrated=bool(anim is not None and anim.is_calibrated),
             passthrough=self.config.passthrough, face_found=bool(bundle is not None and bundle.face_found),
+            **self._match_stats(),
         )
+
+    def _match_stats(self) -> dict:
+        reading = self._picker.reading()
+        return {"match": reading.match, "best_match": reading.best, "calibration": reading.mode}

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..imaging import to_uint8
+from .calibration import NeutralPicker
 from .capture import CaptureThread, Frame
 from .config import PipelineConfig
 from .framing import FaceFramer, FramingResult
-from .outputs import letterbox
+from .outputs import draw_ai_label, fitted_box, letterbox
 from .stabilizer import KeypointStabilizer
 
 
@@ -35,6 +36,7 @@ class FrameBundle:
     crop: np.ndarray | None = None  # the 256x256 framed driving crop
     t_capture: float = 0.0  # time.monotonic() of the camera frame
     t_picked: float = 0.0  # time.monotonic() when the worker took the frame
+    match: float | None = None  # this frame's pose match with the avatar, 0-100 % (None: not animated)
 
 
 @dataclass
@@ -56,7 +58,7 @@ class InferenceWorker(threading.Thread):
 
     def __init__(self, capture: CaptureThread, framer: FaceFramer, animator, config: PipelineConfig, *,
                  publish: Callable[[FrameBundle, Timings], None], get_avatar: Callable[[], np.ndarray],
-                 stabilizer: KeypointStabilizer | None = None,
+                 stabilizer: KeypointStabilizer | None = None, picker: NeutralPicker | None = None,
                  notice: Callable[[str], None] | None = None, poll_s: float = 0.1) -> None:
         super().__init__(name="avatarcam-inference", daemon=True)
         self.capture = capture
@@ -66,6 +68,7 @@ class InferenceWorker(threading.Thread):
         self.get_avatar = get_avatar
         self.config = config
         self.stabilizer = stabilizer or KeypointStabilizer(0.0)  # replaced by Pipeline.set_stabilize
+        self.picker = picker  # measures the pose match and picks the neutral pose (calibration.py)
         self.notice = notice or (lambda msg: None)
         self.poll_s = poll_s
         self.dropped = 0
@@ -73,6 +76,7 @@ class InferenceWorker(threading.Thread):
         self.timings = Timings()
         self._out_times: deque[float] = deque(maxlen=60)
         self._last_result: np.ndarray | None = None  # last good model output (256x256 uint8)
+        self._keypoint_centre: tuple[float, float] | None = None  # of the last animated frame, crop units
         self._halt = threading.Event()
         self._errors = 0
 
@@ -97,6 +101,8 @@ class InferenceWorker(threading.Thread):
     def run(self) -> None:
         last = -1
         while not self._halt.is_set():
+            if 0 < self.config.max_frames <= self.frames_out:
+                return  # exactly max_frames were published: a recording holds exactly that many
             frame = self.capture.latest(last, timeout=self.poll_s)
             if frame is None or self._halt.is_set():
                 continue
@@ -105,12 +111,22 @@ class InferenceWorker(threading.Thread):
             last = frame.index
             self.step(frame)
 
+    def _keypoint_filter(self, t: float):
+        """Stabilise the driving keypoints, note their centre (the framer prefers the face box that
+        agrees with it), then let the picker measure the match and choose the neutral pose."""
+        smooth, picker = self.stabilizer.at(t), self.picker
+
+        def chain(kp):
+            kp = smooth(kp)
+            self._keypoint_centre = tuple(kp.value[0].float().mean(0).tolist())
+            return picker.observe(kp, t) if picker is not None else kp
+
+        return chain
+
     def _animate(self, crop: np.ndarray, t: float) -> np.ndarray | None:
-        """THE frame -> picture route of the stream (neutral pose: the first frame, or the next one
-        after ``Pipeline.calibrate``)."""
-        anim, stabilizer = self.animator, self.stabilizer
+        """THE frame -> picture route of the stream (neutral pose: see ``calibration.py``)."""
         try:
-            result = to_uint8(anim.animate(crop, keypoint_filter=stabilizer.at(t)))
+            result = to_uint8(self.animator.animate(crop, keypoint_filter=self._keypoint_filter(t)))
             self._errors = 0
             return result
         except Exception as err:  # noqa: BLE001 - keep streaming; report once per burst
@@ -127,10 +143,14 @@ class InferenceWorker(threading.Thread):
         timings.framing_ms = (t_framed - t_pick) * 1000
         avatar = self.get_avatar()
         cfg = self.config
+        match = None
         if not cfg.passthrough and framed.face_found and framed.crop is not None:
             result = self._animate(framed.crop, frame.t)
             if result is not None:
                 self._last_result = result
+                match = self.picker.reading().match if self.picker is not None else None
+                if framed.box is not None and self._keypoint_centre is not None:
+                    self.framer.note_keypoints(framed.box, self._keypoint_centre)
         t_model = time.monotonic()
         timings.model_ms = (t_model - t_framed) * 1000
         if cfg.passthrough:
@@ -138,8 +158,10 @@ class InferenceWorker(threading.Thread):
         else:  # no face: hold the last good frame (or the still avatar), never garbage
             shown = self._last_result if self._last_result is not None else avatar
             output = letterbox(shown, cfg.vcam_size, cfg.mirror_output)
+            if cfg.ai_label:
+                output = draw_ai_label(output, fitted_box(shown.shape, cfg.vcam_size))
         bundle = FrameBundle(output, frame.image, framed.box, avatar, framed.face_found, frame.index,
-                             framed.crop, frame.t, t_pick)
+                             framed.crop, frame.t, t_pick, match)
         self.publish(bundle, timings)
         t_done = time.monotonic()
         timings.output_ms = (t_done - t_model) * 1000

@@ -121,6 +121,7 @@ class RemoteSource:
     image: np.ndarray  # SxSx3 float32, shown until the first picture arrives
     data: bytes
     key: str
+    keypoints: Keypoints | None  # the avatar's pose from the local detector (pose match); None in image mode
 
 
 class RemoteAnimator:
@@ -226,7 +227,8 @@ class RemoteAnimator:
     def prepare_source(self, image: np.ndarray) -> RemoteSource:
         rgb = to_uint8(resize_square(to_rgb_float(image), self.size))
         data = encode_picture(rgb, "png")  # lossless: the worker prepares exactly this picture
-        return RemoteSource(rgb.astype(np.float32) / 255.0, data, avatar_id(data))
+        keypoints = self._detector.detect(rgb) if self._detector is not None else None
+        return RemoteSource(rgb.astype(np.float32) / 255.0, data, avatar_id(data), keypoints)
 
     def use_source(self, source: RemoteSource) -> None:
         with self._lock:
