@@ -373,7 +373,7 @@ def test_run_command_with_remote_worker(tmp_path, remote_worker):
     assert f"remote torch-cpu fp32 @ {remote_worker.url} connected" in res.stderr and "Traceback" not in res.stderr
     with VideoReader(out) as reader:
         assert len(list(reader)) >= 10
-    res = run("--token", "wrong", "--max-frames", "3")
+    res = run("--token", "wrong", "--max-frames", "3", "--record", str(tmp_path / "refused.mp4"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert [line for line in res.stderr.splitlines() if "error" in line] == [
         f"avatarcam: error: remote worker {remote_worker.url}: wrong or missing token; use the token the server "
