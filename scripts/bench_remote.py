@@ -249,9 +249,9 @@ def main() -> int:
         serve.shutdown()
         ray.shutdown()
     text = json.dumps(results, indent=1)
-    print(text)
-    if args.json:
+    if args.json:  # the file first: the console may be closed by then
         Path(args.json).write_text(text)
+    print(text)
     return 0
 
 
