@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -154,8 +155,11 @@ def test_html_page_instead_of_checkpoint(server, dest, ctype):
 
 
 def test_file_that_does_not_load_strictly(server, dest, tmp_path):
-    wrong = tmp_path / "wrong.pth.tar"  # tiny weights without their config: not vox-256
-    torch.save(synthetic_state_dicts(FOMMConfig.tiny()), wrong)
+    # a 5-keypoint detector with a 10-keypoint generator: each part alone would load (the
+    # configuration is read from the shapes), together they match no model
+    five = synthetic_state_dicts(dataclasses.replace(FOMMConfig.tiny(), num_kp=5))["kp_detector"]
+    wrong = tmp_path / "wrong.pth.tar"
+    torch.save({"kp_detector": five, "generator": synthetic_state_dicts(FOMMConfig.tiny())["generator"]}, wrong)
     url = server.add("/f", wrong.read_bytes())
     with pytest.raises(NotACheckpointError) as info:
         download_checkpoint(dest, [Mirror(url)])
