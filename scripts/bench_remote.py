@@ -105,7 +105,7 @@ def overhead(url: str, avatar: np.ndarray, kps, frames: int) -> list[dict]:
     """One session, one frame at a time: round trip, model step and the difference (transport)."""
     rows = []
     for downlink in ("jpeg", "png", "raw"):
-        client = RemoteAnimator(_options(url, downlink), _Detector())
+        client = RemoteAnimator(_options(url, downlink), _Detector(kps[0]))
         client.set_source(avatar)
         client.wait_ready(60)
         for i in range(frames + 5):
@@ -145,9 +145,16 @@ def transport_floor(url: str, avatar: np.ndarray, count: int = 200) -> dict:
 
 
 class _Detector:
-    """Stands in for the client's detector: the bench sends keypoints detected once beforehand."""
+    """Stands in for the client's detector: the bench sends keypoints detected once beforehand, and
+    the avatar's own keypoints (for the client's movement scale) are those of the first frame."""
 
     size = 256
+
+    def __init__(self, keypoints) -> None:
+        self.keypoints = keypoints
+
+    def detect(self, image: np.ndarray):
+        return self.keypoints
 
 
 def _options(url: str, downlink: str):
@@ -158,7 +165,7 @@ def _options(url: str, downlink: str):
 
 def load(url: str, avatars: list[np.ndarray], kps, sessions: int, seconds: float) -> dict:
     """K sessions streaming (2 frames in flight each, newest wins) for ``seconds``."""
-    clients = [RemoteAnimator(_options(url, "jpeg"), _Detector()) for _ in range(sessions)]
+    clients = [RemoteAnimator(_options(url, "jpeg"), _Detector(kps[0])) for _ in range(sessions)]
     for i, client in enumerate(clients):
         client.set_source(avatars[i % len(avatars)])
     for client in clients:
