@@ -10,6 +10,7 @@ import math
 
 import pytest
 from gui_support import TIMEOUT_MS, wait_frames
+from PyQt6.QtCore import QCoreApplication, QEvent
 
 from avatarcam.gui.app import create_window, ensure_app
 from avatarcam.settings import Settings
@@ -39,6 +40,10 @@ def make_window(qtbot):
     yield make
     for window in windows:
         window.close()
+        window.deleteLater()
+    # Destroy the windows here, on the GUI thread: left to Python's collector, a window could be
+    # destroyed on whichever thread allocates next (a later test's worker thread) and crash Qt.
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
 
 
 @pytest.fixture

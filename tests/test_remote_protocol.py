@@ -13,6 +13,7 @@ from avatarcam.remote.client import RemoteOptions
 from avatarcam.remote.protocol import (
     HEADER,
     MAX_CONTROL_BYTES,
+    PROTOCOL_VERSION,
     Frame,
     Kind,
     ProtocolError,
@@ -83,11 +84,14 @@ def test_bad_keypoints_are_refused(payload):
 @pytest.mark.parametrize("text, needle", [
     ("not json", "not JSON"),
     (json.dumps({"type": "launch_missiles"}), "not expected"),
-    (json.dumps({"type": "hello", "version": 1, "avatar": "a" * 64, "mode": "keypoints", "downlink": "jpeg"}),
+    (json.dumps({"type": "hello", "version": PROTOCOL_VERSION, "avatar": "a" * 64, "mode": "keypoints",
+                 "downlink": "jpeg"}),
      "exactly the fields"),
-    (json.dumps({"type": "hello", "version": 1, "avatar": "zz", "mode": "video", "downlink": "jpeg",
+    (json.dumps({"type": "hello", "version": PROTOCOL_VERSION, "avatar": "zz", "mode": "video", "downlink": "jpeg",
                  "quality": 101}), "invalid avatar, mode, quality"),
     ("x" * (MAX_CONTROL_BYTES + 1), "over the"),
+    (json.dumps({"type": "hello", "version": PROTOCOL_VERSION - 1, "avatar": "a" * 64, "mode": "keypoints",
+                 "downlink": "jpeg", "quality": 90}), "invalid version"),
 ])
 def test_control_messages_follow_the_schema(text, needle):
     with pytest.raises(ProtocolError) as err:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -274,6 +275,52 @@ def test_frames_of_concurrent_sessions_share_one_batched_forward(remote_worker, 
                 assert _expect(ws, "picture").seq == seq
     health = next(h for h in (remote_worker.health() for _ in range(40)) if h["replica"] == replica)
     assert max(health["last_batches"][-5 * len(busy):]) >= 2, health["last_batches"]
+
+
+# the direct path (each session on its replica's own port) ------------------------------------
+def test_sessions_move_to_their_replicas_own_port_and_get_the_same_pictures(remote_worker, avatars, frames):
+    pictures, paths, replicas = {}, {}, {}
+    for direct in (True, False):
+        client = RemoteAnimator.connect(remote_worker.url, remote_worker.token, checkpoint=remote_worker.checkpoint,
+                                        avatar=avatars[0], downlink="raw", direct=direct)
+        try:
+            pictures[direct] = [to_uint8(client.animate(f, exact=True)) for f in frames[:3]]
+            paths[direct], replicas[direct] = client.stats().path, client.stats().replica
+            assert "(" + paths[direct] + ")" in client.describe()
+        finally:
+            client.close()
+    assert paths == {True: "direct", False: "proxy"}
+    assert replicas[True] == replicas[False]  # both paths: the replica that holds the avatar
+    for a, b in zip(pictures[True], pictures[False], strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_a_replicas_own_port_asks_for_the_token_too(remote_worker, avatars):
+    with _raw_session(remote_worker, avatars[0]) as (_, ready):
+        port = ready["direct"]
+    assert port and f":{port}" not in remote_worker.url  # a port of its own, not the proxy's
+    direct = replace(remote_worker, url=f"ws://127.0.0.1:{port}")
+    with _connect(direct, token="wrong") as ws:
+        assert _expect(ws, "error")["code"] == "unauthorized"
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=20)
+    assert closed.value.rcvd.code == 4401
+    with _raw_session(direct, avatars[0]) as (ws, ready_direct):
+        assert ready_direct["replica"] == ready["replica"]
+        ws.send(_kp_frame(1))
+        assert _expect(ws, "picture").seq == 1
+
+
+def test_an_unreachable_replica_port_keeps_the_session_on_the_proxy(relay_to_proxy, remote_worker, avatars, frames):
+    client = RemoteAnimator.connect(relay_to_proxy, remote_worker.token, checkpoint=remote_worker.checkpoint,
+                                    avatar=avatars[0], downlink="raw")
+    try:
+        before = client.stats().received
+        client.animate(frames[0], exact=True)
+        stats = client.stats()
+        assert stats.path == "proxy" and stats.state == "connected" and stats.received == before + 1
+    finally:
+        client.close()
 
 
 def test_the_worker_serves_only_its_two_routes(remote_worker):

@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="GPUs per replica, fractions share a GPU (default: 1 with CUDA, else 0)")
     parser.add_argument("--address", metavar="ADDR",
                         help="deploy onto this existing Ray cluster (default: start one on this machine)")
+    parser.add_argument("--no-direct", action="store_true",
+                        help="keep every frame on the Serve proxy instead of moving each session to its "
+                             "replica's own port (30000-31000 on the same host)")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where replicas run the model")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="model precision")
 
@@ -70,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
         import ray
         from ray import serve
 
-        from ..remote.server import build_app, start
+        from ..remote.server import build_app, enable_direct_ingress, start
     except ImportError as err:
         raise AvatarcamError(f"the worker needs Ray Serve ({err.name} is missing); "
                              'install it with: pip install "avatarcam[serve]"') from None
@@ -78,6 +81,8 @@ def main(args: argparse.Namespace) -> int:
     if not token:
         token = secrets.token_urlsafe(24)
         print(f"avatarcam: no --token or ${TOKEN_ENV}; callers must use --token {token}", file=sys.stderr)
+    if args.address is None and not args.no_direct:  # a cluster of one's own sets it on its nodes
+        enable_direct_ingress()
     ray.init(address=args.address, logging_level="WARNING", log_to_driver=False)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # one line of ours, not Serve's start-up log
     try:

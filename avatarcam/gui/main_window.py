@@ -23,6 +23,7 @@ from ..remote.client import RemoteAnimator
 from ..settings import OVERLAY_OPACITY_RANGE, Settings, save_settings
 from .consent import CONSENT_TEXT
 from .controller import PipelineController
+from .gc_guard import GuiThreadCollector
 from .hotkeys import HotkeyFilter, KeyMapDialog
 from .layout import PAGE_CAMERA, PAGE_CHECKPOINT, PAGE_LIVE, build_window
 from .panels import CHECKPOINT_FILTER, VIDEO_FILTER
@@ -105,6 +106,8 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._overlay_source = None
         self.setWindowTitle("avatarcam")
+        self.collector = GuiThreadCollector(self)
+        self.collector.acquire()
         self.controller = PipelineController(self)
         self.ui = build_window(self, self.settings)
         self._connect()
@@ -528,3 +531,4 @@ class MainWindow(QMainWindow):
         self.ui.camera_panel.prober.join(2.0)
         self.ui.checkpoint_panel.download_widget.shutdown()
         self.save()
+        self.collector.release()

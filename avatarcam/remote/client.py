@@ -23,6 +23,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -54,6 +55,7 @@ from .protocol import (
 
 UPLINK_JPEG_QUALITY = 90  # image mode: the face crop
 REFUSAL_CODES = (4400, 4401, 1009)  # close codes the worker uses for a fatal ProtocolError
+DIRECT_DIAL_S = 2.0  # a replica port that does not answer by then is firewalled: stay on the proxy
 
 
 class Refused(Exception):
@@ -74,6 +76,7 @@ class RemoteOptions:
     timeout_s: float = 5.0  # no word from the worker for this long: the link is dead
     backoff_s: tuple[float, float] = (0.25, 5.0)  # first and longest wait between reconnects
     frame_wait_s: float = 0.05  # animate() waits this long for a fresh picture before holding the last
+    direct: bool = True  # move the stream to the replica's own port when the worker offers one (ws:// only)
 
     def __post_init__(self) -> None:
         check_choice("uplink mode", self.mode, MODES)
@@ -104,6 +107,7 @@ class RemoteStats:
     ready_count: int = 0  # sessions the worker accepted (the first, then one per reconnect)
     replica: str = ""
     engine: str = ""  # what runs the model on the worker, e.g. "torch-cuda fp16"
+    path: str = ""  # "direct" (straight to the replica) or "proxy" (through the Serve proxy)
     error: str = ""
 
 
@@ -186,7 +190,8 @@ class RemoteAnimator:
         """One line for status bars, e.g. "remote torch-cuda fp16 @ ws://gpu:8000 connected, rtt 12 ms"."""
         s = self.stats()
         text = f"remote {s.engine + ' @ ' if s.engine else ''}{self.remote.url} {s.state}"
-        return text + (f", rtt {s.rtt_ms:.0f} ms, {s.in_flight} in flight" if s.state == "connected" else "")
+        return text + (f" ({s.path}), rtt {s.rtt_ms:.0f} ms, {s.in_flight} in flight" if s.state == "connected"
+                       else "")
 
     @property
     def device(self) -> str:
@@ -386,20 +391,14 @@ class RemoteAnimator:
             raise
 
     async def _talk(self, source: RemoteSource) -> None:
-        import websockets
-
-        headers = {"Authorization": f"Bearer {self.remote.token}", MULTIPLEX_HEADER: source.key}
-        # no permessage-deflate: pictures are JPEG already and keypoints are tiny; deflate only costs time
-        async with websockets.connect(self.remote.session_url, additional_headers=headers, max_size=MAX_MESSAGE_BYTES,
-                                      open_timeout=self.remote.timeout_s, ping_interval=None,
-                                      compression=None) as ws:
-            await ws.send(control("hello", version=PROTOCOL_VERSION, avatar=source.key, mode=self.remote.mode,
-                                  downlink=self.remote.downlink, quality=self.remote.quality))
-            msg = await self._control(ws, ("ready", "need_avatar"))
-            if msg["type"] == "need_avatar":
-                await ws.send(Frame(Kind.AVATAR, 0, source.data).pack())
-                msg = await self._control(ws, ("ready",))
-            self._on_ready(msg)
+        ws, ready = await self._handshake(self.remote.session_url, source)
+        path = "proxy"
+        try:
+            direct = await self._go_direct(ready, source)
+            if direct is not None:
+                await ws.close()
+                (ws, ready), path = direct, "direct"
+            self._on_ready(ready, path)
             tasks = [asyncio.ensure_future(t) for t in (self._send_loop(ws), self._receive_loop(ws),
                                                          self._heartbeat(ws))]
             try:
@@ -409,6 +408,46 @@ class RemoteAnimator:
             finally:
                 for task in tasks:
                     task.cancel()
+        finally:
+            await ws.close()
+
+    async def _handshake(self, url: str, source: RemoteSource):
+        """Open a session at ``url``: hello, the avatar if the worker asks for it -> (ws, ready)."""
+        import websockets
+
+        headers = {"Authorization": f"Bearer {self.remote.token}", MULTIPLEX_HEADER: source.key}
+        # no permessage-deflate: pictures are JPEG already and keypoints are tiny; deflate only costs time
+        ws = await websockets.connect(url, additional_headers=headers, max_size=MAX_MESSAGE_BYTES,
+                                      open_timeout=self.remote.timeout_s, ping_interval=None, compression=None)
+        try:
+            await ws.send(control("hello", version=PROTOCOL_VERSION, avatar=source.key, mode=self.remote.mode,
+                                  downlink=self.remote.downlink, quality=self.remote.quality))
+            msg = await self._control(ws, ("ready", "need_avatar"))
+            if msg["type"] == "need_avatar":
+                await ws.send(Frame(Kind.AVATAR, 0, source.data).pack())
+                msg = await self._control(ws, ("ready",))
+        except BaseException:
+            await ws.close()
+            raise
+        return ws, msg
+
+    async def _go_direct(self, ready: dict, source: RemoteSource):
+        """(ws, ready) of the same session straight on the replica's own port, or None: not offered, not
+        wanted, TLS (the replica's port is plain; wss stays on the proxy that terminates it), or not
+        reachable from here (a firewall) -- the session then stays on the proxy."""
+        parts = urlsplit(self.remote.url)
+        if not (self.remote.direct and ready["direct"] and parts.scheme == "ws" and parts.hostname):
+            return None
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        try:
+            ws, direct = await asyncio.wait_for(
+                self._handshake(f"ws://{host}:{ready['direct']}/session", source), DIRECT_DIAL_S)
+        except Exception:  # noqa: BLE001 - any failure here only means: keep the proxy
+            return None
+        if direct["replica"] != ready["replica"]:  # some other server on that port: not ours to use
+            await ws.close()
+            return None
+        return ws, direct
 
     async def _control(self, ws, expected: tuple[str, ...]) -> dict:
         text = await asyncio.wait_for(ws.recv(), self.remote.timeout_s)
@@ -419,12 +458,13 @@ class RemoteAnimator:
             raise Refused(msg["message"]) if msg["fatal"] else ProtocolError(msg["code"], msg["message"])
         return msg
 
-    def _on_ready(self, msg: dict) -> None:
+    def _on_ready(self, msg: dict, path: str) -> None:
         value, jacobian = keypoints_from_json(msg["keypoints"])
         with self._lock:
             self._source_kp = Keypoints.from_numpy(value, jacobian)
             resumed = self._stats.state == "reconnecting"
             self._stats.state, self._stats.replica, self._stats.error = "connected", msg["replica"], ""
+            self._stats.path = path
             self._stats.engine = msg["engine"]
             self._stats.ready_count += 1
             self._last_heard = time.monotonic()

@@ -25,7 +25,7 @@ from enum import IntEnum
 import cv2
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: ready names the replica's direct port
 MAGIC = b"AV"
 HEADER = struct.Struct("<2sBBHIdfI")
 KEYPOINT_HEAD = struct.Struct("<BB")  # keypoint count, has-jacobian
@@ -215,7 +215,8 @@ SCHEMA = {
               "downlink": DOWNLINKS.__contains__, "quality": _quality},
     "ready": {"avatar": _avatar, "size": lambda v: isinstance(v, int) and 16 <= v <= 2048,
               "keypoints": lambda v: isinstance(v, dict), "replica": lambda v: isinstance(v, str),
-              "engine": lambda v: isinstance(v, str) and len(v) < 200},
+              "engine": lambda v: isinstance(v, str) and len(v) < 200,
+              "direct": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 65535},
     "need_avatar": {"avatar": _avatar},
     "ping": {"t": _number},
     "pong": {"t": _number},

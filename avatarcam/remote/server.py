@@ -6,6 +6,11 @@ to a replica that already has that avatar prepared (``@serve.multiplexed``, LRU-
 Frames of all sessions on a replica meet in ``@serve.batch`` and go through ONE batched decoder
 forward (``Animator.animate_batch``), each with its own avatar. Avatar files live once per cluster in
 the ``AvatarStore`` deployment (content-addressed, bounded bytes, LRU).
+
+With Ray Serve's direct ingress on (``enable_direct_ingress``, before ``ray.init``), every replica
+also serves the same app on a port of its own, bound to the proxy's host. A session still starts at
+the proxy (token, routing by avatar); its ``ready`` names the replica's own port and the client moves
+the stream there, so frames skip the proxy's two hops (docs/remote.md: measured).
 """
 
 # no `from __future__ import annotations`: FastAPI must see the real WebSocket type of the handlers
@@ -39,6 +44,13 @@ SESSION_IDLE_S = 30.0
 MAX_UPLINK_CROP_PIXELS = 1024 * 1024
 # close codes of a fatal ProtocolError; the client does not retry 4400, 4401 and 1009 (refusals)
 CLOSE_CODES = {"unauthorized": 4401, "too_large": 1009, "timeout": 4408}
+# Ray Serve's direct ingress: its switch and the port range replicas take their HTTP port from
+DIRECT_INGRESS_ENV = "RAY_SERVE_ENABLE_DIRECT_INGRESS"
+DIRECT_PORT_ENV = ("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT")
+DIRECT_PORTS = (30000, 31000)  # Serve's own default range
+# Serve holds a stopping replica's port open this long for a load balancer to notice; none sits in
+# front of these ports (a client whose replica goes re-dials through the proxy), so no wait
+DIRECT_DRAIN_ENV = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"
 
 app = FastAPI(title="avatarcam worker", docs_url=None, redoc_url=None, openapi_url=None)  # only /session, /healthz
 log = logging.getLogger("avatarcam.remote")
@@ -51,6 +63,31 @@ def rss_mb() -> float | None:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError):
         return None
+
+
+def enable_direct_ingress(ports: tuple[int, int] = DIRECT_PORTS) -> None:
+    """Give each replica a port of its own (Ray Serve direct ingress). Call before ``ray.init``: Ray's
+    processes read it from the environment they inherit."""
+    os.environ[DIRECT_INGRESS_ENV] = "1"
+    os.environ[DIRECT_DRAIN_ENV] = "0"
+    for name, port in zip(DIRECT_PORT_ENV, ports, strict=True):
+        os.environ[name] = str(port)
+
+
+def direct_port() -> int:
+    """This replica's direct-ingress port (the one listening socket of this process in the range), 0 when
+    direct ingress is off or the port cannot be told (psutil missing, none or several in the range)."""
+    if os.environ.get(DIRECT_INGRESS_ENV) != "1":
+        return 0
+    try:
+        import psutil
+    except ImportError:
+        return 0
+    low, high = (int(os.environ.get(name, default))
+                 for name, default in zip(DIRECT_PORT_ENV, DIRECT_PORTS, strict=True))
+    ports = {c.laddr.port for c in psutil.Process().net_connections("tcp")
+             if c.status == psutil.CONN_LISTEN and low <= c.laddr.port <= high}
+    return ports.pop() if len(ports) == 1 else 0
 
 
 def token_digest(token: str) -> str:
@@ -199,6 +236,7 @@ class AvatarWorker:
         self.decode.set_batch_wait_timeout_s(batch_wait_s)
         self.batch_sizes: list[int] = []  # recent batch sizes (healthz: shows batching at work)
         self.frames_dropped = 0  # frames replaced by a newer one of the same session before rendering
+        self._direct_port = 0  # found at the first session: Serve opens the port after this constructor
 
     @app.get("/healthz")
     async def healthz(self) -> dict:
@@ -230,9 +268,11 @@ class AvatarWorker:
             hello = await self._handshake(ws)
             prepared = await self.prepared_avatar(hello["avatar"])
             kp = prepared.keypoints.numpy()
+            self._direct_port = self._direct_port or direct_port()
             await ws.send_text(wire.control("ready", avatar=hello["avatar"], size=self.animator.size,
                                             replica=self.replica, engine=self.animator.describe(),
-                                            keypoints=wire.keypoints_to_json(kp["value"], kp.get("jacobian"))))
+                                            keypoints=wire.keypoints_to_json(kp["value"], kp.get("jacobian")),
+                                            direct=self._direct_port))
             await Session(ws, self, hello, prepared).run()
         except ProtocolError as err:
             await self._refuse(ws, err)
