@@ -29,6 +29,7 @@ from synthetic import write_synthetic_checkpoint  # noqa: E402
 from avatarcam.engine import Animator, EngineOptions, FOMMConfig  # noqa: E402
 from avatarcam.remote.client import UPLINK_JPEG_QUALITY, RemoteAnimator  # noqa: E402
 from avatarcam.remote.protocol import Frame, Kind, decode_picture, encode_picture, pack_keypoints  # noqa: E402
+from avatarcam.remote.server import enable_direct_ingress  # noqa: E402
 
 TOKEN = "bench"
 
@@ -102,18 +103,20 @@ def _health(port: int, tries: int = 8) -> dict[str, dict]:
 
 
 def overhead(url: str, avatar: np.ndarray, kps, frames: int) -> list[dict]:
-    """One session, one frame at a time: round trip, model step and the difference (transport)."""
+    """One session, one frame at a time: round trip, model step and the difference (transport), on
+    the direct path (the replica's own port) and through the Serve proxy."""
     rows = []
-    for downlink in ("jpeg", "png", "raw"):
-        client = RemoteAnimator(_options(url, downlink), _Detector(kps[0]))
+    for path, downlink in [(p, d) for p in ("direct", "proxy") for d in ("jpeg", "png", "raw")]:
+        client = RemoteAnimator(_options(url, downlink, direct=path == "direct"), _Detector(kps[0]))
         client.set_source(avatar)
         client.wait_ready(60)
+        assert client.stats().path == path, client.stats()
         for i in range(frames + 5):
             client.animate_keypoints(kps[i % len(kps)], exact=True)
         trips = np.array(client.round_trips()[5:])  # the first frames warm up
         client.close()
         rtt, model = trips[:, 0], trips[:, 1]
-        rows.append({"downlink": downlink, "rtt_p50_ms": round(float(np.median(rtt)), 2),
+        rows.append({"path": path, "downlink": downlink, "rtt_p50_ms": round(float(np.median(rtt)), 2),
                      "rtt_p95_ms": round(float(np.percentile(rtt, 95)), 2),
                      "model_p50_ms": round(float(np.median(model)), 2),
                      "overhead_p50_ms": round(float(np.median(rtt - model)), 2),
@@ -122,7 +125,14 @@ def overhead(url: str, avatar: np.ndarray, kps, frames: int) -> list[dict]:
 
 
 def transport_floor(url: str, avatar: np.ndarray, count: int = 200) -> dict:
-    """Ping/pong through the Serve proxy and the replica's event loop: the least any frame can cost."""
+    """Ping/pong through the replica's event loop, on its own port and through the Serve proxy: the least
+    any frame can cost on each path."""
+    proxy, direct_port = _ping_pong(url, avatar, count)
+    direct, _ = _ping_pong(f"ws://127.0.0.1:{direct_port}", avatar, count) if direct_port else ({}, 0)
+    return {"direct": direct, "proxy": proxy}
+
+
+def _ping_pong(url: str, avatar: np.ndarray, count: int) -> tuple[dict, int]:
     from websockets.sync.client import connect
 
     from avatarcam.remote.protocol import PROTOCOL_VERSION, avatar_id, control, parse_control
@@ -131,9 +141,10 @@ def transport_floor(url: str, avatar: np.ndarray, count: int = 200) -> dict:
     with connect(url + "/session", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
         ws.send(control("hello", version=PROTOCOL_VERSION, avatar=avatar_id(data), mode="keypoints",
                         downlink="jpeg", quality=90))
-        if parse_control(ws.recv(), ("ready", "need_avatar"))["type"] == "need_avatar":
+        ready = parse_control(ws.recv(), ("ready", "need_avatar"))
+        if ready["type"] == "need_avatar":
             ws.send(Frame(Kind.AVATAR, 0, data).pack())
-            parse_control(ws.recv(), ("ready",))
+            ready = parse_control(ws.recv(), ("ready",))
         times = []
         for _ in range(count):
             t0 = time.perf_counter()
@@ -141,7 +152,8 @@ def transport_floor(url: str, avatar: np.ndarray, count: int = 200) -> dict:
             parse_control(ws.recv(), ("pong",))
             times.append((time.perf_counter() - t0) * 1000)
     times = times[count // 10:]
-    return {"ping_p50_ms": round(float(np.median(times)), 2), "ping_p95_ms": round(float(np.percentile(times, 95)), 2)}
+    return ({"ping_p50_ms": round(float(np.median(times)), 2),
+             "ping_p95_ms": round(float(np.percentile(times, 95)), 2)}, ready["direct"])
 
 
 class _Detector:
@@ -157,10 +169,10 @@ class _Detector:
         return self.keypoints
 
 
-def _options(url: str, downlink: str):
+def _options(url: str, downlink: str, direct: bool = True):
     from avatarcam.remote.client import RemoteOptions
 
-    return RemoteOptions(url, TOKEN, downlink=downlink)
+    return RemoteOptions(url, TOKEN, downlink=downlink, direct=direct)
 
 
 def load(url: str, avatars: list[np.ndarray], kps, sessions: int, seconds: float) -> dict:
@@ -234,6 +246,7 @@ def main() -> int:
     results["jpeg_quality"] = jpeg_quality_table(avatars[0])
     results["model_batch"] = model_batch_curve(detector, avatars, kps)
     port = free_port()
+    enable_direct_ingress()  # as `avatarcam serve` does
     ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     url = f"ws://127.0.0.1:{port}"
     try:

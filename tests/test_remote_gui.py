@@ -41,7 +41,7 @@ def test_window_runs_the_model_on_the_remote_worker(qtbot, make_window, remote_w
     qtbot.waitUntil(lambda: remote.stats().received >= 3, timeout=TIMEOUT_MS)
     window.update_stats()
     text = window.ui.output_view.stats_text
-    assert "remote    connected" in text and "rtt" in text and "in flight" in text
+    assert "remote    connected (direct)" in text and "rtt" in text and "in flight" in text
     assert "device    remote fp32" in text
     window.close()
     assert remote.stats().state == "closed"  # the link ends with the window
