@@ -17,6 +17,7 @@ from helpers import wait_until
 from avatarcam.cli import main
 from avatarcam.errors import AvatarcamError
 from avatarcam.remote.cli import TOKEN_ENV, add_client_arguments, connect_from_args
+from avatarcam.remote.client import RemoteAnimator
 
 pytest_plugins = ["remote_fixtures"]
 
@@ -66,13 +67,15 @@ def test_unreachable_worker_is_one_line(monkeypatch, astronaut, loopback_port):
         connect_from_args(_client_args("--remote", f"ws://127.0.0.1:{port}", "--uplink", "image"), astronaut)
 
 
-def test_serve_command_says_ready_serves_healthz_and_stops_on_ctrl_c(tiny_checkpoint, loopback_port):
-    """The real command in its own process, with its own embedded Ray instance."""
+def test_serve_command_says_ready_serves_healthz_and_stops_on_ctrl_c(tiny_checkpoint, loopback_port, astronaut):
+    """The real command in its own process, with its own embedded Ray instance; a session on it moves to
+    the replica's own port (the command turns Serve's direct ingress on itself)."""
     pytest.importorskip("ray.serve")
     port = loopback_port
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_")}  # nothing inherited from tests
     proc = subprocess.Popen([sys.executable, "-m", "avatarcam", "serve", "--checkpoint", str(tiny_checkpoint),
                              "--port", str(port), "--device", "cpu", "--precision", "fp32"],
-                            env={**os.environ, TOKEN_ENV: "t"}, stderr=subprocess.PIPE, text=True)
+                            env={**env, TOKEN_ENV: "t"}, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
@@ -83,6 +86,11 @@ def test_serve_command_says_ready_serves_healthz_and_stops_on_ctrl_c(tiny_checkp
                          f"http://127.0.0.1:{port}/healthz; Ctrl-C stops\n"], lines
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as reply:
             assert json.loads(reply.read())["engine"] == "torch-cpu fp32"
+        client = RemoteAnimator.connect(f"ws://127.0.0.1:{port}", "t", avatar=astronaut, mode="image")
+        try:
+            assert client.stats().path == "direct"
+        finally:
+            client.close()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     finally:
