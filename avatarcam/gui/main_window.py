@@ -80,9 +80,10 @@ def status_line(st, live_page: bool = True) -> str:
 def stats_text(st, fps: float, remote=None) -> str:
     """The statistics overlay of the output preview (I key); ``fps`` counts animated frames;
     ``remote``: a RemoteAnimator's stats when the model runs on a worker."""
-    state = f"{remote.state} ({remote.path})" if remote.state == "connected" and remote.path else remote.state
-    link = [f"remote    {state}", f"rtt       {remote.rtt_ms:6.1f} ms",
-            f"in flight {remote.in_flight:6d}"] if remote is not None else []
+    link = []
+    if remote is not None:
+        state = f"{remote.state} ({remote.path})" if remote.state == "connected" and remote.path else remote.state
+        link = [f"remote    {state}", f"rtt       {remote.rtt_ms:6.1f} ms", f"in flight {remote.in_flight:6d}"]
     return "\n".join([
         f"fps       {fps:6.1f}", f"model     {model_text(st):>9}", f"latency   {st.latency_ms:6.1f} ms",
         f"dropped   {st.dropped:6d}", f"frames    {st.frames_out:6d}", f"camera    {st.camera_state}",
