@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="deploy onto this existing Ray cluster (default: start one on this machine)")
     parser.add_argument("--no-direct", action="store_true",
                         help="keep every frame on the Serve proxy instead of moving each session to its "
-                             "replica's own port (30000-31000 on the same host)")
+                             "replica's own port on the same host (docs/remote.md)")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where replicas run the model")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="model precision")
 
