@@ -18,8 +18,8 @@ from helpers import wait_until
 from synthetic import Warp, astronaut_face, warp_image, write_clip
 
 from avatarcam.engine import Animator, EngineOptions, Keypoints
+from avatarcam.engine.neutral import AUTO, FIND_BEST, MANUAL, NeutralPose
 from avatarcam.pipeline import FrameBundle, Pipeline, PipelineConfig
-from avatarcam.pipeline.calibration import AUTO, FIND_BEST, MANUAL, NeutralPicker
 
 FPS = 4.0
 POSE_FRAMES = 1  # frames in the avatar's own pose
@@ -110,16 +110,23 @@ def _kp(x: float) -> Keypoints:
 
 
 def test_x_sets_the_neutral_explicitly_and_ends_the_search():
-    taken: list[Keypoints] = []
-    picker = NeutralPicker(taken.append, window_s=10.0)
+    picker = NeutralPose(window_s=10.0)
     picker.set_avatar(_kp(0.0))
-    picker.observe(_kp(0.3), 0.0)  # auto: the first frame is the neutral pose
-    picker.observe(_kp(0.1), 0.1)  # a better match: taken
-    picker.observe(_kp(0.2), 0.2)  # worse: not taken
+    taken = []
+
+    def observe(x: float, t: float) -> None:
+        before = picker.calibration
+        after = picker.observe(_kp(x), t)
+        if after is not before:
+            taken.append(after.neutral)
+
+    observe(0.3, 0.0)  # auto: the first frame is the neutral pose
+    observe(0.1, 0.1)  # a better match: taken
+    observe(0.2, 0.2)  # worse: not taken
     assert len(taken) == 2 and picker.reading().mode == AUTO
     picker.calibrate_next()
-    picker.observe(_kp(0.4), 0.3)  # X: taken although worse
-    picker.observe(_kp(0.0), 0.4)  # perfect, but X ended auto-calibration
+    observe(0.4, 0.3)  # X: taken although worse
+    observe(0.0, 0.4)  # perfect, but X ended auto-calibration
     assert len(taken) == 3 and taken[-1].value[0, 0, 1] == pytest.approx(0.25 + 0.4)
     reading = picker.reading()
     assert reading.mode == MANUAL and not reading.searching and reading.match > reading.best

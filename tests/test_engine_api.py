@@ -58,7 +58,7 @@ def test_animate_is_detect_filter_calibrate_decode(tiny_checkpoint, pictures):
     moved = anim.animate(moved_frame, keypoint_filter=shift)
     via_keypoints = anim.animate_keypoints(shift(anim.detect(moved_frame)))
     assert np.abs(moved - via_keypoints).max() <= 1e-6
-    anim.request_calibration()  # the next frame becomes the neutral pose: no motion, like the first frame
+    anim.calibrate_next()  # the next frame becomes the neutral pose: no motion, like the first frame
     again = anim.animate(moved_frame, keypoint_filter=shift)
     assert np.abs(again - first).max() < np.abs(moved - first).max()
     anim.reset_calibration()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from gui_support import TIMEOUT_MS, press
 from PyQt6.QtCore import Qt
 
+from avatarcam.engine.neutral import AUTO, FIND_BEST, MANUAL, MatchReading
 from avatarcam.gui import match_meter
 from avatarcam.gui.match_meter import MatchMeter, match_level
-from avatarcam.pipeline.calibration import AUTO, FIND_BEST, MANUAL, MatchReading
 
 pytest_plugins = ("gui_fixtures",)
 

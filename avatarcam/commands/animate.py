@@ -83,8 +83,8 @@ def _animate_all(args: argparse.Namespace, animator, source: np.ndarray, reader,
     # disable=None: no bar (and no carriage-return updates) when stderr is not a terminal
     with tqdm(total=total, unit="frame", desc="animating", dynamic_ncols=True, file=sys.stderr, disable=None) as bar:
         for i, frame in enumerate(_frames(reader, args.max_frames)):
-            if neutral is None:  # the first frame becomes the neutral pose
-                result = animator.animate(model_input(to_rgb_float(frame), animator))
+            if neutral is None:  # the first frame becomes the neutral pose (auto window 0 s, frame time i)
+                result = animator.animate(model_input(to_rgb_float(frame), animator), t=float(i))
             else:
                 result = animator.animate_keypoints(neutral[i])  # detected in choose_neutral
             if args.side_by_side:
@@ -145,7 +145,7 @@ def choose_neutral(args: argparse.Namespace, animator, prepared) -> list | None:
 
     Calibrating on frame N and animating in driving order gives the same frames as the authors'
     demo, which animates forward from N and backward from N to the start with N as neutral."""
-    from ..engine import pose_distance
+    from ..engine import best_frame
     from ..errors import AvatarcamError
     from ..imaging import to_rgb_float
     from ..video import VideoReader
@@ -160,8 +160,7 @@ def choose_neutral(args: argparse.Namespace, animator, prepared) -> list | None:
                              "frames; pick a smaller N or use --find-best-frame.")
     best = args.best_frame
     if best is None:
-        distances = [pose_distance(prepared.keypoints, kp) for kp in keypoints]
-        best = int(np.argmin(distances))
+        best = best_frame(prepared.keypoints, keypoints)
         print(f"best frame: {best}")
     animator.calibrate(keypoints=keypoints[best])
     return keypoints

@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 
 _WHERE = {
-    "AnimateJob": "animator", "Animator": "animator", "Calibration": "animator", "PreparedSource": "animator",
+    "AnimateJob": "animator", "Animator": "animator", "PreparedSource": "animator",
+    "AnimatorProtocol": "protocols", "Calibration": "neutral", "MatchReading": "neutral", "NeutralPose": "neutral",
+    "best_frame": "neutral", "make_calibration": "neutral",
     "Networks": "checkpoint", "load_networks": "checkpoint", "read_checkpoint": "checkpoint",
     "sniff_header": "sniff", "DenseMotionConfig": "config", "FOMMConfig": "config", "GeneratorConfig": "config",
     "KeypointDetectorConfig": "config", "OcclusionAwareGenerator": "generator", "KeypointDetector": "keypoint_detector",

@@ -1,9 +1,10 @@
-"""Animator: the engine's public face. Owns the backend, the avatar and the neutral pose."""
+"""Animator: the engine's public face. Owns the backend, the avatar and the neutral pose (``neutral.py``)."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from .checkpoint import Networks, load_networks
 from .config import FOMMConfig
 from .generator import EncodedSource
 from .motion import Keypoints, RelativeMotion
+from .neutral import Calibration, MatchReading, NeutralPose, make_calibration
 from .options import EngineOptions, Progress
 
 KeypointFilter = Callable[[Keypoints], Keypoints]
@@ -28,13 +30,6 @@ class PreparedSource:
     image: np.ndarray  # SxSx3 float32
     keypoints: Keypoints
     encoded: EncodedSource
-
-
-@dataclass(frozen=True)
-class Calibration:
-    neutral: Keypoints  # the driving face's neutral pose (repaired where it was degenerate)
-    scale: float  # movement-scale adaptation for the avatar it was made for
-    notices: tuple[str, ...] = ()  # what was repaired (RelativeMotion.calibration), one line each
 
 
 @dataclass(frozen=True)
@@ -69,13 +64,14 @@ class Animator:
         self.networks = networks
         self.backend = backend
         self._options = options
-        self._motion = motion or RelativeMotion()
         self._source: PreparedSource | None = None
-        self._neutral: Keypoints | None = None
-        self._calibration: Calibration | None = None
-        self._calibrate_next = False
         self._lock = threading.RLock()  # set_source / calibrate may come from another thread
         self.on_notice: Callable[[str], None] | None = None  # one-line notices (degenerate neutral pose)
+        self.neutral = NeutralPose(motion, on_notice=self._notice)  # the one owner of the neutral pose
+
+    def _notice(self, message: str) -> None:
+        if self.on_notice is not None:
+            self.on_notice(message)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, options: EngineOptions | None = None, *,
@@ -115,13 +111,11 @@ class Animator:
 
     @property
     def motion(self) -> RelativeMotion:
-        return self._motion
+        return self.neutral.motion
 
     @motion.setter
     def motion(self, motion: RelativeMotion) -> None:
-        with self._lock:
-            self._motion = motion
-            self._recalibrate()
+        self.neutral.motion = motion  # recalibrates with the neutral pose in hand
 
     @property
     def has_source(self) -> bool:
@@ -129,7 +123,14 @@ class Animator:
 
     @property
     def is_calibrated(self) -> bool:
-        return self._calibration is not None
+        return self.neutral.calibration is not None
+
+    def link_stats(self) -> None:
+        """The remote link's figures for the stats overlay: none, the model runs here."""
+        return None
+
+    def close(self) -> None:
+        """Nothing to release (the backend's memory goes with the object); part of the animator contract."""
 
     # avatar and neutral pose ---------------------------------------------------------------
     def _input(self, image: np.ndarray) -> torch.Tensor:
@@ -148,7 +149,7 @@ class Animator:
     def use_source(self, prepared: PreparedSource) -> None:
         with self._lock:
             self._source = prepared
-            self._recalibrate()
+            self.neutral.set_avatar(prepared.keypoints)
 
     def set_source(self, image: np.ndarray) -> PreparedSource:
         """Use a portrait (HxWx3 RGB, uint8 or float in [0,1]; other sizes are resized)."""
@@ -157,56 +158,58 @@ class Animator:
         return prepared
 
     def make_calibration(self, source: PreparedSource, neutral: Keypoints) -> Calibration:
-        """The calibration for this avatar; a degenerate neutral pose is repaired and each repair
-        is passed to ``on_notice`` (never a silent NaN frame or scale 1.0)."""
-        neutral, scale, notices = self._motion.calibration(source.keypoints, neutral)
-        for line in notices:
-            if self.on_notice is not None:
-                self.on_notice(line)
-        return Calibration(neutral, scale, tuple(notices))
+        """A calibration for ``animate_batch`` jobs (each job its own avatar and neutral pose); repairs
+        are passed to ``on_notice``. The live neutral pose is ``self.neutral``'s."""
+        calibration = make_calibration(self.motion, source.keypoints, neutral)
+        for line in calibration.notices:
+            self._notice(line)
+        return calibration
 
     def calibrate(self, frame: np.ndarray | None = None, keypoints: Keypoints | None = None) -> None:
-        """Take this driving frame (or these keypoints) as the neutral pose."""
-        kp = keypoints if keypoints is not None else self.detect(frame)
-        with self._lock:
-            self._neutral, self._calibrate_next = kp, False
-            self._recalibrate()
+        """Take this driving frame (or these keypoints) as the neutral pose, explicitly."""
+        self.neutral.set_neutral(keypoints if keypoints is not None else self.detect(frame))
 
-    def request_calibration(self) -> None:
-        """The next animated frame becomes the neutral pose."""
-        self._calibrate_next = True
+    def calibrate_next(self) -> None:
+        """X: the next animated frame becomes the neutral pose."""
+        self.neutral.calibrate_next()
+
+    def set_find_best(self, enabled: bool) -> None:
+        """F: while on, every better-matching frame becomes the neutral pose."""
+        self.neutral.set_find_best(enabled)
+
+    def set_auto_window(self, seconds: float) -> None:
+        """Until X, the best match in the stream's first ``seconds`` is the neutral pose (0: the first frame)."""
+        self.neutral.window_s = seconds
+
+    def match_reading(self, t: float | None = None) -> MatchReading:
+        return self.neutral.reading(t)
 
     def reset_calibration(self) -> None:
-        with self._lock:
-            self._neutral, self._calibration = None, None
-
-    def _recalibrate(self) -> None:
-        ready = self._neutral is not None and self._source is not None
-        self._calibration = self.make_calibration(self._source, self._neutral) if ready else None
+        self.neutral.reset()
 
     # the one route from a frame to a picture -----------------------------------------------
-    def animate(self, frame: np.ndarray, *, keypoint_filter: KeypointFilter | None = None) -> np.ndarray:
+    def animate(self, frame: np.ndarray, *, keypoint_filter: KeypointFilter | None = None,
+                t: float | None = None) -> np.ndarray:
         """One driving frame (HxWx3 RGB) -> the animated avatar, SxSx3 float32 RGB in [0,1]:
-        detect -> filter -> (neutral := this frame if requested or none yet) -> relative motion -> decode."""
+        detect -> filter -> neutral pose (``neutral.py``) -> relative motion -> decode. ``t``: the
+        frame's time (``time.monotonic()`` by default), for the auto-calibration window."""
         kp = self.detect(frame)
-        return self.animate_keypoints(keypoint_filter(kp) if keypoint_filter is not None else kp)
+        return self.animate_keypoints(keypoint_filter(kp) if keypoint_filter is not None else kp, t=t)
 
-    def animate_keypoints(self, kp: Keypoints) -> np.ndarray:
+    def animate_keypoints(self, kp: Keypoints, *, t: float | None = None) -> np.ndarray:
         """:meth:`animate` from already-detected (and filtered) driving keypoints."""
         with self._lock:
             if self._source is None:
                 raise RuntimeError("Animator.set_source() must be called before animate()")
-            if self._calibration is None or self._calibrate_next:
-                self._neutral, self._calibrate_next = kp, False
-                self._recalibrate()
-            job = AnimateJob(self._source, kp, self._calibration)
+            calibration = self.neutral.observe(kp, time.monotonic() if t is None else t)
+            job = AnimateJob(self._source, kp, calibration)
         return self.animate_batch([job])[0]
 
     def _driving(self, job: AnimateJob) -> Keypoints:
         device = job.source.keypoints.value.device
         if job.calibration is None:
             return job.driving.to(device)
-        return self._motion.apply(job.source.keypoints, job.driving.to(device), job.calibration.neutral.to(device),
+        return self.motion.apply(job.source.keypoints, job.driving.to(device), job.calibration.neutral.to(device),
                                   job.calibration.scale)
 
     def animate_batch(self, jobs: Sequence[AnimateJob]) -> np.ndarray:

@@ -20,6 +20,10 @@ BACKENDS = ("auto", "torch", "onnx")
 
 # Reduced precision is kept only if the prediction stays this close to fp32 (PSNR, dB).
 PSNR_BAR_DB = 45.0
+# Seconds at the start of a stream searched for the best neutral pose (engine/neutral.py); torch-free here
+# so that settings and the CLI can read it.
+NEUTRAL_WINDOW_RANGE = (0.0, 60.0)
+NEUTRAL_MODES = ("auto", "find-best", "manual")  # how the neutral pose is chosen (engine/neutral.py)
 
 _CHOICES = {"device": DEVICES, "precision": PRECISIONS, "backend": BACKENDS}
 

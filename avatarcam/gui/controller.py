@@ -220,8 +220,7 @@ class PipelineController(QObject):
         except AvatarcamError as err:
             self._emit(self.failed, "other", str(err), gen)
             return None
-        self._remote.on_state = lambda text, g=gen: self._on_notice(text, g)
-        return self._remote
+        return self._remote  # its notices reach the window through the pipeline (Pipeline._wire_animator)
 
     def _open_pipeline(self, settings: Settings, avatar: str | None, animator, gen: int):
         from ..pipeline import Pipeline

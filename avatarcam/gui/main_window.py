@@ -14,12 +14,11 @@ from PyQt6.QtCore import QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import QApplication, QDialog, QFileDialog, QMainWindow
 
+from ..engine.neutral import AUTO, FIND_BEST, MANUAL
 from ..errors import AvatarcamError
 from ..imaging import IMAGE_SUFFIXES
 from ..paths import CHECKPOINT_NAME
 from ..pipeline import avatars as avatar_store
-from ..pipeline.calibration import AUTO, FIND_BEST, MANUAL
-from ..remote.client import RemoteAnimator
 from ..settings import OVERLAY_OPACITY_RANGE, Settings, save_settings
 from .consent import CONSENT_TEXT
 from .controller import PipelineController
@@ -269,7 +268,7 @@ class MainWindow(QMainWindow):
         if not self.message_timer.isActive():
             self.ui.status_state.setText(status_line(st, self.ui.stack.currentIndex() == PAGE_LIVE))
         anim = self.pipeline.animator
-        view.stats_text = stats_text(st, fps, anim.stats() if isinstance(anim, RemoteAnimator) else None)
+        view.stats_text = stats_text(st, fps, anim.link_stats() if anim is not None else None)
         view.update()
 
     # settings -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from ..pipeline.calibration import AUTO, FIND_BEST, MatchReading
+from ..engine.neutral import AUTO, FIND_BEST, MatchReading
 
 LEVELS = ((70.0, "good", "#3aa55d"), (40.0, "fair", "#e0a030"), (0.0, "poor", "#d9534f"))  # (from %, name, colour)
 CONFIRM_MS = 3000  # how long "better frame" stays readable

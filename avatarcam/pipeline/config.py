@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..engine.options import BACKENDS, DEVICES, PRECISIONS, EngineOptions, check_choice
+from ..engine.options import BACKENDS, DEVICES, NEUTRAL_WINDOW_RANGE, PRECISIONS, EngineOptions, check_choice
 from ..errors import AvatarcamError
 
 FRAMINGS = ("auto", "manual")  # follow the face | fixed centred crop
@@ -22,7 +22,7 @@ ZOOM_RANGE = (0.3, 4.0)
 OFFSET_RANGE = (-1.0, 1.0)  # crop shift, in crop sides
 STABILIZE_RANGE = (0.0, 1.0)
 FPS_RANGE = (1.0, 240.0)
-AUTO_CALIBRATE_RANGE = (0.0, 60.0)  # seconds at the start of the stream searched for the best neutral pose
+AUTO_CALIBRATE_RANGE = NEUTRAL_WINDOW_RANGE  # seconds at the start of the stream searched for the best neutral pose
 SIZE_RANGE = (16, 7680)  # pixels, either side
 MAX_FRAMES_RANGE = (0, 10**9)  # 0 = no limit
 MAX_TEXT = 4096

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import RelativeMotion
+from ..engine import AnimatorProtocol, RelativeMotion
+from ..engine.neutral import AUTO, FIND_BEST, MatchReading
 from ..errors import AvatarcamError, OutputError
 from ..paths import FileIdentity, file_identity
 from .avatars import AVATAR_SIZE, default_avatar, prepare_avatar_image
-from .calibration import AUTO, MatchReading, NeutralPicker
 from .capture import FAILED, OPENING, CaptureThread, Opener
 from .config import PipelineConfig
 from .detectors import FaceDetector, make_detector
@@ -51,7 +51,7 @@ class PipelineStats(Timings):  # the last frame's timings, and:
     face_found: bool = False  # in the last output frame
     match: float | None = None  # the last animated frame's pose match with the avatar, 0-100 %
     best_match: float | None = None  # the neutral pose's match, 0-100 %
-    calibration: str = AUTO  # how the neutral pose is chosen: auto | find-best | manual (calibration.py)
+    calibration: str = AUTO  # how the neutral pose is chosen: auto | find-best | manual (engine/neutral.py)
 
 
 def _avatar_key(image: str | os.PathLike | np.ndarray) -> Hashable | None:
@@ -72,8 +72,8 @@ class Pipeline:
     or the camera cannot be opened at all; later problems become ``on_notice`` messages.
     """
 
-    def __init__(self, config: PipelineConfig | None = None, animator=None, *, opener: Opener | None = None,
-                 detector: FaceDetector | None = None) -> None:
+    def __init__(self, config: PipelineConfig | None = None, animator: AnimatorProtocol | None = None, *,
+                 opener: Opener | None = None, detector: FaceDetector | None = None) -> None:
         self.config = cfg = config or PipelineConfig()
         self.animator = animator
         self.on_notice: Callable[[str], None] | None = None
@@ -83,7 +83,6 @@ class Pipeline:
         self._opener = opener
         self._framing = FaceFramer(detector, mode=cfg.framing, zoom=cfg.zoom, offset=cfg.offset)
         self._stabilizer = KeypointStabilizer(cfg.stabilize)
-        self._picker = NeutralPicker(lambda kp: self.animator.calibrate(keypoints=kp), cfg.auto_calibrate_seconds)
         self._capture: CaptureThread | None = None
         self._worker: InferenceWorker | None = None
         self._listeners: list[Listener] = []
@@ -99,6 +98,8 @@ class Pipeline:
         self._avatar_threads: list[threading.Thread] = []
         self._started = False
         self._stopped = False
+        if animator is not None:
+            self._wire_animator(animator)
 
     # notices -------------------------------------------------------------------------------------
     def _notice(self, message: str) -> None:
@@ -136,6 +137,7 @@ class Pipeline:
             if self.on_progress is not None:
                 self.on_progress("loading the model ...")
             self.animator = self._load_animator()
+            self._wire_animator(self.animator)
         if self._framing.detector is None:
             self._framing.detector = make_detector(cfg.detector, notice=self._notice)
         # the first avatar is prepared here so the first output frame already shows it
@@ -144,6 +146,13 @@ class Pipeline:
             message = self.set_vcam_enabled(True)
             if message:
                 self._notice(message)
+
+    def _wire_animator(self, animator: AnimatorProtocol) -> None:
+        """The animator's notices (a repaired neutral pose, a lost worker) reach ``on_notice``; its
+        neutral pose starts over with this stream's auto-calibration window."""
+        animator.on_notice = self._notice
+        animator.reset_calibration()
+        animator.set_auto_window(self.config.auto_calibrate_seconds)
 
     def start(self) -> None:
         """Open the camera, check the avatar and the recording path, load what is missing, open
@@ -161,7 +170,7 @@ class Pipeline:
             raise
         self._worker = InferenceWorker(capture, self._framing, self.animator, cfg, publish=self._publish,
                                        get_avatar=lambda: self._avatar_image, stabilizer=self._stabilizer,
-                                       picker=self._picker, notice=self._notice)
+                                       notice=self._notice)
         self._started = True
         self._framing.start_async()
         self._worker.start()
@@ -229,24 +238,34 @@ class Pipeline:
 
     def calibrate(self) -> None:
         """Take the next framed face as the neutral pose (X); ends auto-calibration and find-best."""
-        self._picker.calibrate_next()
+        if self.animator is not None:
+            self.animator.calibrate_next()
 
     def set_find_best(self, enabled: bool) -> None:
         """F: while on, the best-matching frame seen so far is the neutral pose (``match_reading()``
         counts the improvements); off keeps the best one found."""
-        self._picker.set_find_best(enabled)
+        if self.animator is not None:
+            self.animator.set_find_best(enabled)
 
     @property
     def find_best(self) -> bool:
-        return self._picker.find_best
+        return self.match_reading().mode == FIND_BEST
 
     def match_reading(self) -> MatchReading:
         """The live pose match (0-100 %), the neutral pose's match and how the neutral was chosen."""
-        return self._picker.reading(time.monotonic())
+        if self.animator is None:
+            return MatchReading(None, None)
+        return self.animator.match_reading(time.monotonic())
 
     @property
     def best_match(self) -> float | None:
-        return self._picker.reading().best
+        return self.match_reading().best
+
+    def set_auto_calibrate_seconds(self, seconds: float) -> None:
+        """The auto-calibration window (the stream's first seconds searched for the best neutral pose)."""
+        self.config.auto_calibrate_seconds = float(seconds)
+        if self.animator is not None:
+            self.animator.set_auto_window(seconds)
 
     def set_passthrough(self, enabled: bool) -> None:
         self.config.passthrough = bool(enabled)  # the worker reads the config on every frame
@@ -370,7 +389,6 @@ class Pipeline:
 
     def _apply(self, source, picture: np.ndarray) -> None:
         self.animator.use_source(source)
-        self._picker.set_avatar(source.keypoints)
         self._avatar_image = picture
         if self._worker is not None:
             self._worker.avatar_changed()
@@ -420,11 +438,11 @@ class Pipeline:
             vcam_state=self._vcam_state,
             device=anim.options.device if anim is not None else "",
             precision=anim.options.precision if anim is not None else "",
-            calibrated=bool(anim is not None and anim.is_calibrated),
+            calibrated=bool(anim is not None and anim.is_calibrated),  # remote image mode: the worker's word
             passthrough=self.config.passthrough, face_found=bool(bundle is not None and bundle.face_found),
             **self._match_stats(),
         )
 
     def _match_stats(self) -> dict:
-        reading = self._picker.reading()
+        reading = self.match_reading()
         return {"match": reading.match, "best_match": reading.best, "calibration": reading.mode}

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..imaging import to_uint8
-from .calibration import NeutralPicker
 from .capture import CaptureThread, Frame
 from .config import PipelineConfig
 from .framing import FaceFramer, FramingResult
 from .outputs import draw_ai_label, fitted_box, letterbox
 from .stabilizer import KeypointStabilizer
+
+
+class NO_NEW_PICTURE:  # noqa: N801 - a sentinel: the animator had no new picture for this frame
+    """``InferenceWorker._animate``'s answer when the animator returned None."""
 
 
 @dataclass
@@ -58,7 +61,7 @@ class InferenceWorker(threading.Thread):
 
     def __init__(self, capture: CaptureThread, framer: FaceFramer, animator, config: PipelineConfig, *,
                  publish: Callable[[FrameBundle, Timings], None], get_avatar: Callable[[], np.ndarray],
-                 stabilizer: KeypointStabilizer | None = None, picker: NeutralPicker | None = None,
+                 stabilizer: KeypointStabilizer | None = None,
                  notice: Callable[[str], None] | None = None, poll_s: float = 0.1) -> None:
         super().__init__(name="avatarcam-inference", daemon=True)
         self.capture = capture
@@ -68,7 +71,6 @@ class InferenceWorker(threading.Thread):
         self.get_avatar = get_avatar
         self.config = config
         self.stabilizer = stabilizer or KeypointStabilizer(0.0)  # replaced by Pipeline.set_stabilize
-        self.picker = picker  # measures the pose match and picks the neutral pose (calibration.py)
         self.notice = notice or (lambda msg: None)
         self.poll_s = poll_s
         self.dropped = 0
@@ -112,30 +114,33 @@ class InferenceWorker(threading.Thread):
             self.step(frame)
 
     def _keypoint_filter(self, t: float):
-        """Stabilise the driving keypoints, note their centre (the framer prefers the face box that
-        agrees with it), then let the picker measure the match and choose the neutral pose."""
-        smooth, picker = self.stabilizer.at(t), self.picker
+        """Stabilise the driving keypoints and note their centre (the framer prefers the face box that
+        agrees with it); the animator then measures the match and picks the neutral pose (engine/neutral.py)."""
+        smooth = self.stabilizer.at(t)
 
         def chain(kp):
             kp = smooth(kp)
             self._keypoint_centre = tuple(kp.value[0].float().mean(0).tolist())
-            return picker.observe(kp, t) if picker is not None else kp
+            return kp
 
         return chain
 
-    def _animate(self, crop: np.ndarray, t: float) -> np.ndarray | None:
-        """THE frame -> picture route of the stream (neutral pose: see ``calibration.py``)."""
+    def _animate(self, crop: np.ndarray, t: float) -> np.ndarray | None | type[NO_NEW_PICTURE]:
+        """THE frame -> picture route of the stream: the picture, None after a failure (hold the last
+        one), or ``NO_NEW_PICTURE`` (a remote worker has not answered since the last frame)."""
         try:
-            result = to_uint8(self.animator.animate(crop, keypoint_filter=self._keypoint_filter(t)))
+            result = self.animator.animate(crop, keypoint_filter=self._keypoint_filter(t), t=t)
             self._errors = 0
-            return result
+            return NO_NEW_PICTURE if result is None else to_uint8(result)
         except Exception as err:  # noqa: BLE001 - keep streaming; report once per burst
             self._errors += 1
             if self._errors == 1:
                 self.notice(f"the model failed on a frame ({type(err).__name__}: {err}); holding the last picture")
             return None
 
-    def step(self, frame: Frame) -> FrameBundle:
+    def step(self, frame: Frame) -> FrameBundle | None:
+        """Frame in, one output frame published; None when nothing new was made (not published, not
+        counted: the fps and the recordings hold new pictures only)."""
         t_pick = time.monotonic()
         timings = Timings(capture_age_ms=(t_pick - frame.t) * 1000)
         framed: FramingResult = self.framer.frame(frame.image, frame.t)
@@ -146,9 +151,11 @@ class InferenceWorker(threading.Thread):
         match = None
         if not cfg.passthrough and framed.face_found and framed.crop is not None:
             result = self._animate(framed.crop, frame.t)
+            if result is NO_NEW_PICTURE:
+                return None
             if result is not None:
                 self._last_result = result
-                match = self.picker.reading().match if self.picker is not None else None
+                match = self.animator.match_reading().match
                 if framed.box is not None and self._keypoint_centre is not None:
                     self.framer.note_keypoints(framed.box, self._keypoint_centre)
         t_model = time.monotonic()

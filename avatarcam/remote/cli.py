@@ -74,7 +74,8 @@ def connect_remote(url: str | None, token: str | None, checkpoint: Path | None, 
 
 def await_worker(remote, pipeline, say: Callable[[str], None]) -> None:
     """After ``pipeline.start()`` handed the avatar to ``remote`` (None: nothing to do): wait until the
-    worker has it, then report link changes through ``say``. On a refusal, stops the pipeline and raises."""
+    worker has it, then say what runs (link changes reach the pipeline's notices). On a refusal, stops the
+    pipeline and raises."""
     if remote is None:
         return
     try:
@@ -83,5 +84,4 @@ def await_worker(remote, pipeline, say: Callable[[str], None]) -> None:
         pipeline.stop()
         remote.close()
         raise
-    remote.on_state = say
     say(remote.describe())

@@ -1,10 +1,12 @@
 """RemoteAnimator: the per-frame model step on a remote worker, in place of the local Animator.
 
-It answers the same calls the pipeline makes on an :class:`~avatarcam.engine.Animator`
-(``set_source``, ``detect``, ``calibrate``, ``request_calibration``, ``animate``,
-``animate_keypoints``), but the decoder runs on an ``avatarcam serve`` worker. In ``keypoints`` mode
-(the default when a checkpoint is at hand) the keypoint detector, the stabiliser and the neutral pose
-stay here and only ~270 bytes of keypoints go up per frame; in ``image`` mode a JPEG crop goes up.
+It satisfies the engine's animator contract (:class:`~avatarcam.engine.protocols.AnimatorProtocol`),
+but the decoder runs on an ``avatarcam serve`` worker. In ``keypoints`` mode (the default when a
+checkpoint is at hand) the keypoint detector, the stabiliser and the neutral pose
+(:class:`~avatarcam.engine.neutral.NeutralPose`) stay here and only ~270 bytes of keypoints go up per
+frame; in ``image`` mode a JPEG crop goes up, the worker's session keeps the neutral pose, the user's
+X / F / auto window reach it (``Flag.CALIBRATE``, "neutral" messages) and its reading comes back
+("pose" messages).
 
 A background thread runs one asyncio loop with the WebSocket: at most ``max_in_flight`` frames
 travel at once and a newer frame replaces one still waiting to be sent (newest wins); a heartbeat
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..engine import Animator, EngineOptions, Keypoints, RelativeMotion
+from ..engine.neutral import MatchReading, NeutralPose
 from ..engine.options import check_choice
 from ..errors import AvatarcamError
 from ..imaging import load_image, resize_square, to_rgb_float, to_uint8
@@ -135,15 +138,19 @@ class RemoteAnimator:
             raise AvatarcamError("keypoints mode needs the keypoint detector: pass --checkpoint, or use image mode")
         self.remote = options
         self._detector = detector
-        self.motion = motion or RelativeMotion()  # read per frame: a change applies to the next one
         self.size = detector.size if detector is not None else size
         self._stats = RemoteStats()
-        self.on_state: Callable[[str], None] | None = None  # one line when the link is lost / refused / back
+        self.on_notice: Callable[[str], None] | None = None  # one line: link lost / refused / back, a repair
+        # keypoints mode: the neutral pose is kept here; image mode: by the worker's session, whose
+        # reading is mirrored in _reading and whose controls are _find_best / _window_s
+        self.neutral = NeutralPose(motion, on_notice=self._tell)
+        self._reading = MatchReading(None, None)
+        self._find_best, self._window_s = False, 0.0
+        self._neutral_changed = True  # image mode: send the "neutral" controls at the next chance
         self._lock = threading.Condition()  # guards everything below, shared with the loop thread
         self._source: RemoteSource | None = None
         self._source_kp: Keypoints | None = None  # the avatar's keypoints, from the worker's ready
-        self._neutral: Keypoints | None = None  # the driving face's neutral pose (keypoints mode)
-        self._calibrate_next = False
+        self._calibrate_next = False  # image mode: X rides on the next frame
         self._seq = 0
         self._pending: Frame | None = None
         self._in_flight: dict[int, float] = {}
@@ -180,6 +187,10 @@ class RemoteAnimator:
     def stats(self) -> RemoteStats:
         with self._lock:
             return replace(self._stats, in_flight=len(self._in_flight))
+
+    def link_stats(self) -> RemoteStats:
+        """The link's figures for the stats overlay (the animator contract)."""
+        return self.stats()
 
     def round_trips(self) -> list[tuple[float, float]]:
         """(round trip, model step on the worker) in ms for the last (up to 1000) pictures, oldest first."""
@@ -239,6 +250,7 @@ class RemoteAnimator:
         with self._lock:
             self._source, self._source_kp = source, None
             self._picture, self._in_flight = None, {}
+        self.neutral.set_avatar(None)  # until the worker sends the new avatar's keypoints
         self._loop.call_soon_threadsafe(self._restart.set)
 
     def set_source(self, image: np.ndarray) -> RemoteSource:
@@ -251,51 +263,89 @@ class RemoteAnimator:
             raise AvatarcamError("image mode has no local keypoint detector; use animate(frame)")
         return self._detector.detect(frame)
 
+    @property
+    def motion(self) -> RelativeMotion:
+        return self.neutral.motion
+
+    @motion.setter
+    def motion(self, motion: RelativeMotion) -> None:
+        self.neutral.motion = motion  # keypoints mode; applies to the next frame
+
+    @property
+    def _image_mode(self) -> bool:
+        return self.remote.mode == "image"
+
     def calibrate(self, frame: np.ndarray | None = None, keypoints: Keypoints | None = None) -> None:
-        if self.remote.mode == "image":  # the worker detects, so it keeps the neutral pose
-            self.request_calibration()
+        """This frame (keypoints) is the neutral pose; in image mode the worker takes the next frame."""
+        if self._image_mode:
+            self.calibrate_next()
             return
-        kp = keypoints if keypoints is not None else self.detect(frame)
+        self.neutral.set_neutral(keypoints if keypoints is not None else self.detect(frame))
+
+    def calibrate_next(self) -> None:
+        """X: the next frame is the neutral pose (image mode: flagged on the next frame sent)."""
+        if self._image_mode:
+            self._calibrate_next = True
+            return
+        self.neutral.calibrate_next()
+
+    def set_find_best(self, enabled: bool) -> None:
+        self.neutral.set_find_best(enabled)
         with self._lock:
-            self._neutral, self._calibrate_next = kp, False
+            self._find_best, self._neutral_changed = bool(enabled), True
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    def set_auto_window(self, seconds: float) -> None:
+        self.neutral.window_s = seconds
+        with self._lock:
+            self._window_s, self._neutral_changed = float(seconds), True
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    def match_reading(self, t: float | None = None) -> MatchReading:
+        """Keypoints mode: this client's neutral pose; image mode: the worker's last reading."""
+        if self._image_mode:
+            with self._lock:
+                return self._reading
+        return self.neutral.reading(t)
 
     @property
     def is_calibrated(self) -> bool:
-        """A neutral pose is set (keypoints mode; in image mode the worker keeps it)."""
-        return self._neutral is not None
-
-    def request_calibration(self) -> None:
-        self._calibrate_next = True
+        """A neutral pose is set for the current avatar (image mode: as the worker last said)."""
+        return self.match_reading().calibrated
 
     def reset_calibration(self) -> None:
+        self.neutral.reset()
         with self._lock:
-            self._neutral = None
+            self._reading, self._find_best, self._neutral_changed = MatchReading(None, None), False, True
 
-    def _driving(self, kp: Keypoints) -> Keypoints | None:
-        """The keypoints to send: relative to the neutral pose, as Animator.animate_keypoints does."""
+    def _driving(self, kp: Keypoints, t: float | None) -> Keypoints | None:
+        """The keypoints to send: relative to the neutral pose (repaired where degenerate), as
+        Animator.animate_keypoints does; None until the worker has confirmed the avatar."""
         with self._lock:
-            if self._source_kp is None:
-                return None
-            if self._neutral is None or self._calibrate_next:
-                self._neutral, self._calibrate_next = kp, False
-            source, neutral = self._source_kp, self._neutral
-        # the scale is a convex hull of 10 points: cheap enough to follow motion/avatar changes per frame
-        return self.motion.apply(source, kp, neutral, self.motion.movement_scale(source, neutral))
+            source = self._source_kp
+        if source is None:
+            return None
+        calibration = self.neutral.observe(kp, time.monotonic() if t is None else t)
+        if calibration is None:
+            return kp
+        return self.motion.apply(source, kp, calibration.neutral, calibration.scale)
 
     # the per-frame step ----------------------------------------------------------------------
-    def animate(self, frame: np.ndarray, *, keypoint_filter=None, exact: bool = False) -> np.ndarray:
+    def animate(self, frame: np.ndarray, *, keypoint_filter=None, t: float | None = None,
+                exact: bool = False) -> np.ndarray:
         """Same contract as Animator.animate. In image mode the filter does not apply (no keypoints here)."""
         if self.remote.mode == "keypoints":
             kp = self.detect(frame)
-            return self.animate_keypoints(keypoint_filter(kp) if keypoint_filter is not None else kp, exact=exact)
+            return self.animate_keypoints(keypoint_filter(kp) if keypoint_filter is not None else kp, t=t,
+                                          exact=exact)
         crop = encode_picture(to_uint8(resize_square(to_rgb_float(frame), self.size)), "jpeg", UPLINK_JPEG_QUALITY)
-        flags = Flag.CALIBRATE if self._calibrate_next else 0
+        flags = Flag.CALIBRATE if self._calibrate_next else 0  # X: this frame is the neutral pose
         self._calibrate_next = False
         return self._picture_for(self._submit(Kind.IMAGE, crop, flags), exact)
 
-    def animate_keypoints(self, kp: Keypoints, *, exact: bool = False) -> np.ndarray:
+    def animate_keypoints(self, kp: Keypoints, *, t: float | None = None, exact: bool = False) -> np.ndarray:
         """SxSx3 float32 in [0,1]: the newest picture the worker sent (``exact``: the one for ``kp``)."""
-        driving = self._driving(kp)
+        driving = self._driving(kp, t)
         if driving is None:  # the worker has not confirmed the avatar yet
             return self._picture_for(None, False)
         arrays = driving.numpy()
@@ -375,7 +425,7 @@ class RemoteAnimator:
             self._tell(f"remote worker {self.remote.url}: {self._stats.state} ({self._stats.error})")
 
     def _tell(self, message: str) -> None:
-        callback = self.on_state
+        callback = self.on_notice
         if callback is not None:
             with suppress(Exception):  # a UI callback must never break the link
                 callback(message)
@@ -462,6 +512,7 @@ class RemoteAnimator:
         value, jacobian = keypoints_from_json(msg["keypoints"])
         with self._lock:
             self._source_kp = Keypoints.from_numpy(value, jacobian)
+            self._neutral_changed = True  # a new session on the worker: tell it F and the auto window
             resumed = self._stats.state == "reconnecting"
             self._stats.state, self._stats.replica, self._stats.error = "connected", msg["replica"], ""
             self._stats.path = path
@@ -469,6 +520,7 @@ class RemoteAnimator:
             self._stats.ready_count += 1
             self._last_heard = time.monotonic()
             self._lock.notify_all()
+        self.neutral.set_avatar(self._source_kp)
         self._wake.set()
         if resumed:
             self._tell(f"remote worker {self.remote.url}: connected again")
@@ -477,6 +529,9 @@ class RemoteAnimator:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            neutral = self._neutral_message()
+            if neutral is not None:
+                await ws.send(neutral)
             with self._lock:
                 frame = self._pending if len(self._in_flight) < self.remote.max_in_flight else None
                 if frame is not None:
@@ -486,16 +541,32 @@ class RemoteAnimator:
             if frame is not None:
                 await ws.send(frame.pack())
 
+    def _neutral_message(self) -> str | None:
+        """Image mode: the "neutral" control when F or the auto window changed (or a session began)."""
+        with self._lock:
+            if not (self._image_mode and self._neutral_changed):
+                return None
+            self._neutral_changed = False
+            return control("neutral", find_best=self._find_best, window_s=self._window_s)
+
     async def _receive_loop(self, ws) -> None:
         async for message in ws:
             self._last_heard = time.monotonic()
             if isinstance(message, str):
-                self._on_control(parse_control(message, ("pong", "error")))
+                self._on_control(parse_control(message, ("pong", "error", "pose", "notice")))
             else:
                 self._on_picture(unpack_frame(message, (Kind.PICTURE,)))
         raise ConnectionError("the worker closed the connection")
 
     def _on_control(self, msg: dict) -> None:
+        if msg["type"] == "pose":  # image mode: the worker's neutral pose, as the status line shows it
+            with self._lock:
+                self._reading = MatchReading(msg["match"], msg["best"], msg["mode"], msg["searching"],
+                                             msg["improvements"], msg["calibrated"])
+            return
+        if msg["type"] == "notice":  # e.g. the worker repaired a degenerate neutral pose
+            self._tell(f"remote worker: {msg['message']}")
+            return
         if msg["type"] == "error":
             if msg["fatal"]:
                 raise Refused(msg["message"])

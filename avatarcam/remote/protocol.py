@@ -25,6 +25,8 @@ from enum import IntEnum
 import cv2
 import numpy as np
 
+from ..engine.options import NEUTRAL_MODES, NEUTRAL_WINDOW_RANGE
+
 PROTOCOL_VERSION = 2  # 2: ready names the replica's direct port
 MAGIC = b"AV"
 HEADER = struct.Struct("<2sBBHIdfI")
@@ -209,6 +211,18 @@ def _quality(value) -> bool:
     return isinstance(value, int) and QUALITY_RANGE[0] <= value <= QUALITY_RANGE[1]
 
 
+def _percent(value) -> bool:
+    return value is None or (_number(value) and 0.0 <= value <= 100.0)
+
+
+def _bool(value) -> bool:
+    return isinstance(value, bool)
+
+
+def _text(value) -> bool:
+    return isinstance(value, str) and len(value) <= 1000
+
+
 # type -> {field: check}. Every field is required; unknown fields are refused.
 SCHEMA = {
     "hello": {"version": lambda v: v == PROTOCOL_VERSION, "avatar": _avatar, "mode": MODES.__contains__,
@@ -220,6 +234,14 @@ SCHEMA = {
     "need_avatar": {"avatar": _avatar},
     "ping": {"t": _number},
     "pong": {"t": _number},
+    # image mode: the worker detects, so its session keeps the neutral pose (engine/neutral.py); the client
+    # sends the user's choices (X rides on a frame as Flag.CALIBRATE) and shows the session's reading
+    "neutral": {"find_best": _bool, "window_s": lambda v: _number(v) and NEUTRAL_WINDOW_RANGE[0] <= v
+                <= NEUTRAL_WINDOW_RANGE[1]},
+    "pose": {"match": _percent, "best": _percent, "mode": NEUTRAL_MODES.__contains__, "searching": _bool,
+             "improvements": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+             "calibrated": _bool},
+    "notice": {"message": _text},
     "error": {"code": lambda v: isinstance(v, str), "message": lambda v: isinstance(v, str),
               "fatal": lambda v: isinstance(v, bool)},
 }

@@ -26,7 +26,7 @@ import numpy as np
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from ray import serve
 
-from ..engine import AnimateJob, Animator, EngineOptions, Keypoints, PreparedSource
+from ..engine import AnimateJob, Animator, EngineOptions, Keypoints, NeutralPose, PreparedSource
 from ..imaging import to_uint8
 from . import protocol as wire
 from .protocol import Frame, Kind, ProtocolError
@@ -138,7 +138,11 @@ class Session:
         self.ws, self.worker, self.prepared = ws, worker, prepared
         self.mode, self.downlink, self.quality = hello["mode"], hello["downlink"], hello["quality"]
         self.allowed = (Kind.KEYPOINTS,) if self.mode == "keypoints" else (Kind.IMAGE,)
-        self.calibration = None  # image mode only: the client cannot compute keypoints itself
+        self._notices: list[str] = []
+        # image mode: the client has no keypoints, so the session keeps the neutral pose (engine/neutral.py);
+        # its repairs and readings go back to the client as "notice" and "pose" messages
+        self.neutral = NeutralPose(worker.animator.motion, on_notice=self._notices.append)
+        self.neutral.set_avatar(prepared.keypoints)
         self._latest: Frame | None = None
         self._last_seq = 0
         self._wake = asyncio.Event()
@@ -168,14 +172,30 @@ class Session:
             msg = await asyncio.wait_for(_receive(self.ws), SESSION_IDLE_S)
             try:
                 if msg.get("text") is not None:
-                    ping = wire.parse_control(msg["text"], ("ping",))
-                    await self.send(wire.control("pong", t=ping["t"]))
+                    await self._on_control(wire.parse_control(msg["text"], ("ping", "neutral")))
                 else:
                     self._accept(wire.unpack_frame(msg.get("bytes") or b"", self.allowed))
             except ProtocolError as err:
                 if err.fatal:
                     raise
                 await self.send_error(err.code, err.message)
+
+    async def _on_control(self, msg: dict) -> None:
+        if msg["type"] == "ping":
+            await self.send(wire.control("pong", t=msg["t"]))
+        elif self.mode == "image":  # "neutral": F and the auto window, as the user set them on the client
+            self.neutral.window_s = msg["window_s"]
+            if msg["find_best"] != self.neutral.find_best:
+                self.neutral.set_find_best(msg["find_best"])
+
+    async def _send_pose(self) -> None:
+        """Image mode: the session's neutral-pose reading (and any repair notice) after each picture."""
+        notices, self._notices[:] = list(self._notices), []
+        for line in notices:
+            await self.send(wire.control("notice", message=line[:1000]))
+        r = self.neutral.reading(time.monotonic())
+        await self.send(wire.control("pose", match=r.match, best=r.best, mode=r.mode, searching=r.searching,
+                                     improvements=r.improvements, calibrated=r.calibrated))
 
     def _accept(self, frame: Frame) -> None:
         if frame.seq <= self._last_seq:
@@ -205,6 +225,8 @@ class Session:
                 model_ms = (time.perf_counter() - t0) * 1000
             await self.send(Frame(Kind.PICTURE, frame.seq, payload, wire.PICTURE_ENCODING[self.downlink],
                                   frame.t_sent, model_ms).pack())
+            if self.mode == "image":
+                await self._send_pose()
 
     async def _job(self, frame: Frame) -> AnimateJob:
         if frame.kind == Kind.KEYPOINTS:  # already relative to the neutral pose (done on the client)
@@ -215,9 +237,9 @@ class Session:
             return AnimateJob(self.prepared, Keypoints.from_numpy(value, jacobian))
         crop = wire.decode_image(frame.payload, "face crop", MAX_UPLINK_CROP_PIXELS)
         kp = await asyncio.to_thread(self.worker.animator.detect, crop)
-        if self.calibration is None or frame.flags & wire.Flag.CALIBRATE:
-            self.calibration = self.worker.animator.make_calibration(self.prepared, kp)
-        return AnimateJob(self.prepared, kp, self.calibration)
+        if frame.flags & wire.Flag.CALIBRATE:  # X on the client: this frame is the neutral pose
+            self.neutral.calibrate_next()
+        return AnimateJob(self.prepared, kp, self.neutral.observe(kp, time.monotonic()))
 
 
 @serve.deployment(max_ongoing_requests=SESSIONS_PER_REPLICA, ray_actor_options={"num_cpus": 1})
