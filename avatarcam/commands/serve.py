@@ -84,7 +84,7 @@ def _check_port(host: str, port: int) -> None:
 
 def _token(args: argparse.Namespace) -> str:
     """The secret, from --token-file or $AVATARCAM_TOKEN (taken out of the environment, which every Ray
-    process would inherit), else a new one printed once."""
+    process would inherit); "" when neither gives one."""
     if args.token is not None:
         raise AvatarcamError(f"--token shows the secret to every user of this machine (ps); set ${TOKEN_ENV} or "
                              "use --token-file PATH (mode 600)")
@@ -101,11 +101,7 @@ def _token(args: argparse.Namespace) -> str:
             raise AvatarcamError(f"{path}: the token file is empty; put the secret in it")
         os.environ.pop(TOKEN_ENV, None)
         return token
-    token = os.environ.pop(TOKEN_ENV, "")
-    if not token:
-        token = secrets.token_urlsafe(24)
-        print(f"avatarcam: no ${TOKEN_ENV} or --token-file; callers must use the token {token}", file=sys.stderr)
-    return token
+    return os.environ.pop(TOKEN_ENV, "")
 
 
 def _stop_on_sigterm(signum, frame) -> None:
@@ -119,6 +115,9 @@ def main(args: argparse.Namespace) -> int:
     token = _token(args)
     _check_port(args.host, args.port)
     checkpoint = _checkpoint(args.checkpoint)
+    if not token:
+        token = secrets.token_urlsafe(24)
+        print(f"avatarcam: no ${TOKEN_ENV} or --token-file; callers must use the token {token}", file=sys.stderr)
     own_ray = args.address is None
     if own_ray:  # a cluster of one's own: loopback, no metrics, message limit (docs/remote.md for clusters)
         from ..remote.ray_setup import init_options, prepare_environment
