@@ -92,14 +92,6 @@ def test_serve_token_never_on_the_command_line_and_token_files_are_private(tmp_p
     assert f"chmod 600 {token_file}" in capsys.readouterr().err
 
 
-def test_settings_holding_the_token_are_saved_private(tmp_path):
-    from avatarcam.settings import Settings, save_settings
-
-    path = tmp_path / "settings.json"
-    assert save_settings(Settings(remote_token="secret"), path) is None
-    assert path.stat().st_mode & 0o777 == 0o600
-
-
 def _descendants(proc: subprocess.Popen) -> list:
     import psutil
 
