@@ -308,7 +308,7 @@ class MainWindow(QMainWindow):
         old, self.settings = self.settings, new
         self.save()
         changed = changed_fields(old, new)
-        setters = self._live_setters()
+        setters = self.live_setters()
         restart = [spec for spec in changed if spec.metadata["apply"] == RESTART or spec.name not in setters]
         if restart and self.pipeline is not None:
             self.ui.notice_bar.show_message(restart_notice(restart), "info")
@@ -318,7 +318,7 @@ class MainWindow(QMainWindow):
         for spec in changed:
             setters[spec.name](getattr(new, spec.name))
 
-    def _live_setters(self) -> dict[str, Callable[[Any], object]]:
+    def live_setters(self) -> dict[str, Callable[[Any], object]]:
         """How each live field reaches what runs: the pipeline's public setters (a running one
         only), the toolbar buttons (they show the state), the previews; read-when-used fields need none."""
         ui, act = self.ui, self.ui.actions
