@@ -23,7 +23,7 @@ from ..pipeline import avatars as avatar_store
 from ..pipeline.calibration import AUTO, FIND_BEST, MANUAL
 from ..pipeline.config import RESTART, changed_fields, label_of
 from ..remote.client import RemoteAnimator
-from ..settings import OVERLAY_OPACITY_RANGE, Settings, save_settings
+from ..settings import OVERLAY_OPACITY_RANGE, Settings, checkpoint_path, save_settings
 from .consent import CONSENT_TEXT
 from .controller import PipelineController
 from .gc_guard import GuiThreadCollector
@@ -215,7 +215,7 @@ class MainWindow(QMainWindow):
         ui.status_state.setText(message)
         if kind == "checkpoint":
             ui.status_state.setText("The model checkpoint is missing or unusable: see the panel")
-            ui.checkpoint_panel.set_detail(message)
+            ui.checkpoint_panel.set_detail(message, unusable=checkpoint_path(self.settings).is_file())
             ui.checkpoint_panel.set_busy(False)
             ui.stack.setCurrentIndex(PAGE_CHECKPOINT)
         elif kind == "camera":
@@ -358,8 +358,8 @@ class MainWindow(QMainWindow):
             return
         panel = self.ui.checkpoint_panel
         if error:
-            panel.set_busy(False, error)
-            panel.set_detail(error)
+            panel.set_busy(False)
+            panel.set_detail(error, unusable=True)
             return
         panel.set_busy(False, "Loaded. Starting...")
         self.settings = self.settings.copy(checkpoint=str(Path(path).expanduser().resolve()))
