@@ -126,8 +126,10 @@ class OpenVINOBackend(ExportedStages):
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(self.cache_dir)})
         t0 = time.perf_counter()
-        compile_file = lambda file, hint: core.compile_model(str(self.folder / file), ov_device,  # noqa: E731
-                                                             self._config(hint))
+
+        def compile_file(file: str, hint: str):
+            return core.compile_model(str(self.folder / file), ov_device, self._config(hint))
+
         self.models = {stage: compile_file(f"{stage}.onnx", "f32") for stage in STAGES if stage != "generator"}
         if precision == "fp32" or not split:
             self.generator_stages = [{"file": "generator.onnx", "reduced": True, "inputs": [], "outputs": []}]
