@@ -159,6 +159,7 @@ def test_openvino_bf16_stays_above_the_bar_on_animated_faces(tiny_checkpoint, ti
 
 
 def test_generator_split_refuses_a_wrong_cut_and_old_exports_are_redone(tiny_export, tmp_path):
+    assert json.loads((tiny_export / MANIFEST).read_text())["generator_stages_max_abs_error"] < 1e-5  # exact cut
     shutil.copy(tiny_export / "generator.onnx", tmp_path)
     with pytest.raises(AvatarcamError, match="cannot split the generator by precision"):
         split_generator(tmp_path / "generator.onnx", [])  # no conv stack: convolutions would stay fp32

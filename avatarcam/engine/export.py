@@ -315,6 +315,9 @@ def export_onnx(networks: Networks, out_dir: str | os.PathLike, *, opset: int = 
             manifest["stages"][stage] = info
         notify(progress, "Cutting the generator into fp32 geometry and conv-stack stages...")
         manifest[GENERATOR_STAGES] = split_generator(tmp / "generator.onnx", reduced_precision_scopes(gen))
+        if check:
+            manifest["generator_stages_max_abs_error"] = check_split(tmp, manifest[GENERATOR_STAGES],
+                                                                     examples["generator"], with_jac)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -339,6 +342,22 @@ def check_stage(path: Path, module: nn.Module, example: tuple, stage: str, with_
         want = module(*example)
     want = want if isinstance(want, tuple) else (want,)
     return float(max(np.abs(g - w.numpy()).max() for g, w in zip(got, want, strict=True)))
+
+
+def check_split(folder: Path, stages: list[dict], example: tuple, with_jac: bool = True) -> float:
+    """Max abs difference between the chained precision stages and the whole generator graph (ONNX
+    Runtime, CPU, fp32): the cut must not change what the graph computes."""
+    import onnxruntime as ort
+
+    def run(file: str, feeds: dict) -> dict:
+        sess = ort.InferenceSession(str(folder / file), providers=["CPUExecutionProvider"])
+        return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds), strict=True))
+
+    made = {name: t.numpy() for name, t in zip(input_names("generator", with_jac), example, strict=True)}
+    whole = run("generator.onnx", made)["prediction"]
+    for stage in stages:
+        made.update(run(stage["file"], {name: made[name] for name in stage["inputs"]}))
+    return float(np.abs(made["prediction"] - whole).max())
 
 
 def ensure_exported(networks: Networks, *, checkpoint: str | os.PathLike | None = None,
