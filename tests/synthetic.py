@@ -38,6 +38,19 @@ def astronaut_face(size: int = 256) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def landscape_portrait(size: tuple[int, int] = (1920, 1080)) -> np.ndarray:
+    """A wide RGB uint8 picture of ``size`` = (w, h) with the astronaut (height-filling) right of
+    centre on the scikit-image coffee picture: textured everywhere, no flat bars."""
+    from skimage.data import astronaut, coffee
+
+    w, h = size
+    out = cv2.resize(coffee(), (w, h), interpolation=cv2.INTER_LINEAR)
+    person = cv2.resize(astronaut(), (h, h), interpolation=cv2.INTER_LINEAR)
+    left = min(w - h, w * 3 // 10)
+    out[:, left:left + h] = person
+    return out
+
+
 @dataclass(frozen=True)
 class Warp:
     angle_deg: float = 0.0
