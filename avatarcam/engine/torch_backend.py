@@ -79,7 +79,8 @@ class TorchBackend:
                                kp_source.jacobian, kp_driving.jacobian)
 
     @torch.inference_mode()
-    def decode_with_motion(self, encoded: EncodedSource, kp_source: Keypoints, kp_driving: Keypoints) -> GeneratorOutput:
+    def decode_with_motion(self, encoded: EncodedSource, kp_source: Keypoints,
+                           kp_driving: Keypoints) -> GeneratorOutput:
         """:meth:`decode` that also keeps the forward's dense motion field (``GeneratorOutput.motion``:
         the flow and occlusion detail transfer needs), from the same single forward. Always the eager
         prepared generator: the compiled / CUDA-graph decoder returns the prediction alone."""

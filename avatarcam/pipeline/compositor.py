@@ -43,7 +43,8 @@ def _affine3(m: np.ndarray) -> np.ndarray:
 
 
 def _scaling(box: Box, shape: tuple[int, ...]) -> np.ndarray:
-    """2x3: picture pixels -> output pixels for a picture of ``shape`` resized into ``box`` (cv2.resize's convention)."""
+    """2x3: picture pixels -> output pixels for a picture of ``shape`` resized into ``box``
+    (cv2.resize's convention)."""
     left, top, nw, nh = box
     fx, fy = nw / shape[1], nh / shape[0]
     return np.array([[fx, 0, 0.5 * fx - 0.5 + left], [0, fy, 0.5 * fy - 0.5 + top]])
