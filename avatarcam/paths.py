@@ -97,14 +97,17 @@ def make_temp_file(folder: str | os.PathLike, prefix: str, suffix: str) -> tuple
     return fd, Path(tmp)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+def atomic_write_text(path: str | os.PathLike, text: str, mode: int | None = None) -> None:
     """Write ``text`` so that readers see the old file or the new one, never a half-written one.
 
-    A temporary file in the same folder is fsynced, then renamed over ``path``; raises OSError."""
+    A temporary file in the same folder is fsynced, then renamed over ``path``; raises OSError.
+    ``mode`` (e.g. 0o600 for a file holding a secret) is set before any byte is written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = make_temp_file(path.parent, f".{path.name}.", ".tmp")
     try:
+        if mode is not None and hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -117,7 +117,8 @@ def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> 
     """Write atomically; returns None on success or a one-line notice saying what went wrong."""
     path = Path(path) if path is not None else settings_path()
     try:
-        paths.atomic_write_text(path, json.dumps(to_dict(settings), indent=2, sort_keys=True) + "\n")
+        # 0600: the file may hold the remote worker's token
+        paths.atomic_write_text(path, json.dumps(to_dict(settings), indent=2, sort_keys=True) + "\n", mode=0o600)
         return None
     except OSError as err:
         reason = err.strerror or type(err).__name__

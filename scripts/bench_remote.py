@@ -29,6 +29,9 @@ from synthetic import write_synthetic_checkpoint  # noqa: E402
 from avatarcam.engine import Animator, EngineOptions, FOMMConfig  # noqa: E402
 from avatarcam.remote.client import UPLINK_JPEG_QUALITY, RemoteAnimator  # noqa: E402
 from avatarcam.remote.protocol import Frame, Kind, decode_picture, encode_picture, pack_keypoints  # noqa: E402
+from avatarcam.remote.ray_setup import init_options, prepare_environment  # noqa: E402
+
+prepare_environment()  # before Ray is imported: the same Ray as `avatarcam serve` starts
 from avatarcam.remote.server import enable_direct_ingress  # noqa: E402
 
 TOKEN = "bench"
@@ -135,12 +138,11 @@ def transport_floor(url: str, avatar: np.ndarray, count: int = 200) -> dict:
 def _ping_pong(url: str, avatar: np.ndarray, count: int) -> tuple[dict, int]:
     from websockets.sync.client import connect
 
-    from avatarcam.remote.protocol import PROTOCOL_VERSION, avatar_id, control, parse_control
+    from avatarcam.remote.protocol import control, hello, parse_control
 
     data = cv2.imencode(".png", cv2.cvtColor(avatar, cv2.COLOR_RGB2BGR))[1].tobytes()
     with connect(url + "/session", additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
-        ws.send(control("hello", version=PROTOCOL_VERSION, avatar=avatar_id(data), mode="keypoints",
-                        downlink="jpeg", quality=90))
+        ws.send(hello(parse_control(ws.recv(), ("challenge",)), data, "keypoints", "jpeg", 90))
         ready = parse_control(ws.recv(), ("ready", "need_avatar"))
         if ready["type"] == "need_avatar":
             ws.send(Frame(Kind.AVATAR, 0, data).pack())
@@ -247,7 +249,7 @@ def main() -> int:
     results["model_batch"] = model_batch_curve(detector, avatars, kps)
     port = free_port()
     enable_direct_ingress()  # as `avatarcam serve` does
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(num_cpus=args.num_cpus, logging_level="ERROR", **init_options())
     url = f"ws://127.0.0.1:{port}"
     try:
         _deploy(checkpoint, port, 1, 8, args.device)

@@ -6,6 +6,12 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# Ray reads its loopback-only / no-metrics settings when it is first imported, whichever test module
+# imports it first: set them before any test module is collected (remote/ray_setup.py)
+from avatarcam.remote.ray_setup import prepare_environment  # noqa: E402
+
+prepare_environment()
+
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402

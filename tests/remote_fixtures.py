@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 TOKEN = "test-token-0123"
+MAX_SESSIONS = 12  # per replica: small, so the busy answer past the cap is cheap to reach
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,15 @@ def loopback_port() -> int:
 
 @pytest.fixture(scope="session")
 def ray_session():
+    from avatarcam.remote.ray_setup import init_options, prepare_environment
+
+    prepare_environment()  # test modules already did, before importing Ray: this is for the record
     ray = pytest.importorskip("ray")
     serve = pytest.importorskip("ray.serve")
     from avatarcam.remote.server import enable_direct_ingress
 
     enable_direct_ingress()  # sessions move to their replica's own port, as under `avatarcam serve`
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(num_cpus=2, logging_level="ERROR", **init_options())  # the Ray `avatarcam serve` starts
     try:
         yield ray
     finally:
@@ -65,7 +69,7 @@ def remote_worker(ray_session, tiny_checkpoint) -> Worker:
 
     port = free_port()
     app = build_app(str(tiny_checkpoint), TOKEN, replicas=2, cpus_per_replica=0.5, torch_threads=1,
-                    engine={"device": "cpu", "precision": "fp32"})
+                    engine={"device": "cpu", "precision": "fp32"}, max_sessions=MAX_SESSIONS)
     start(app, "127.0.0.1", port)  # returns once every replica is healthy
     worker = Worker(f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}", TOKEN, Path(tiny_checkpoint))
     assert worker.health()["status"] == "ok"

@@ -8,9 +8,11 @@ from gui_support import TIMEOUT_MS
 
 from avatarcam.gui.settings_dialog import SettingsDialog
 from avatarcam.remote.client import RemoteAnimator
+from avatarcam.remote.ray_setup import prepare_environment
 from avatarcam.settings import MODEL_PLACES, Settings, from_dict, to_dict
 
 pytest_plugins = ("gui_fixtures", "remote_fixtures")
+prepare_environment()  # before Ray is imported: the Ray `avatarcam serve` starts (loopback, no metrics)
 pytest.importorskip("ray.serve")
 
 

@@ -87,11 +87,11 @@ def test_bad_keypoints_are_refused(payload):
     (json.dumps({"type": "hello", "version": PROTOCOL_VERSION, "avatar": "a" * 64, "mode": "keypoints",
                  "downlink": "jpeg"}),
      "exactly the fields"),
-    (json.dumps({"type": "hello", "version": PROTOCOL_VERSION, "avatar": "zz", "mode": "video", "downlink": "jpeg",
-                 "quality": 101}), "invalid avatar, mode, quality"),
+    (json.dumps({"type": "hello", "version": PROTOCOL_VERSION, "avatar": "zz", "proof": "a" * 64, "mode": "video",
+                 "downlink": "jpeg", "quality": 101}), "invalid avatar, mode, quality"),
     ("x" * (MAX_CONTROL_BYTES + 1), "over the"),
-    (json.dumps({"type": "hello", "version": PROTOCOL_VERSION - 1, "avatar": "a" * 64, "mode": "keypoints",
-                 "downlink": "jpeg", "quality": 90}), "invalid version"),
+    (json.dumps({"type": "hello", "version": PROTOCOL_VERSION - 1, "avatar": "a" * 64, "proof": "a" * 64,
+                 "mode": "keypoints", "downlink": "jpeg", "quality": 90}), "invalid version"),
 ])
 def test_control_messages_follow_the_schema(text, needle):
     with pytest.raises(ProtocolError) as err:
@@ -136,3 +136,32 @@ def test_client_options_are_validated(kwargs, needle):
     args = {"url": "ws://127.0.0.1:1", "token": "t", **kwargs}
     with pytest.raises(AvatarcamError, match=needle):
         RemoteOptions(**args)
+
+
+def test_deep_json_is_refused_before_parsing_without_recursion_error():
+    for text in ("[" * 8000 + "]" * 8000, '{"a":' * 2000 + "1" + "}" * 2000):
+        with pytest.raises(ProtocolError) as err:
+            parse_control(text, ("ping",))
+        assert err.value.code == "bad_message" and not err.value.fatal and "deeper than" in err.value.message
+    assert parse_control(json.dumps({"type": "ping", "t": 1.0}), ("ping",))["t"] == 1.0
+    deep_string = json.dumps({"type": "ping", "t": 1, "x": "[" * 100})  # brackets inside a string do not nest
+    with pytest.raises(ProtocolError, match="exactly the fields"):
+        parse_control(deep_string, ("ping",))
+
+
+def test_a_message_bigger_than_anything_allowed_here_is_fatal_whatever_its_header_says():
+    from avatarcam.remote.protocol import MAX_AVATAR_BYTES
+
+    avatar = Frame(Kind.AVATAR, 1, b"\0" * (MAX_AVATAR_BYTES // 2)).pack()  # fine at the upload, not mid-session
+    assert unpack_frame(avatar, (Kind.AVATAR,)).kind == Kind.AVATAR
+    with pytest.raises(ProtocolError) as err:
+        unpack_frame(avatar, (Kind.KEYPOINTS,))
+    assert err.value.code == "too_large" and err.value.fatal
+
+
+def test_avatar_proof_depends_on_the_nonce_and_the_file():
+    from avatarcam.remote.protocol import avatar_proof
+
+    nonce, other = "01" * 32, "02" * 32
+    assert avatar_proof(nonce, b"file") == avatar_proof(nonce, b"file")
+    assert len({avatar_proof(nonce, b"file"), avatar_proof(other, b"file"), avatar_proof(nonce, b"filf")}) == 3

@@ -18,17 +18,21 @@ from avatarcam.errors import AvatarcamError
 from avatarcam.imaging import to_uint8
 from avatarcam.remote.client import RemoteAnimator, RemoteOptions
 from avatarcam.remote.protocol import (
+    HEADER,
     PROTOCOL_VERSION,
     Frame,
     Kind,
     avatar_id,
     control,
+    hello,
     pack_keypoints,
     parse_control,
     unpack_frame,
 )
+from avatarcam.remote.ray_setup import prepare_environment
 
 pytest_plugins = ["remote_fixtures"]
+prepare_environment()  # before Ray is imported: the Ray `avatarcam serve` starts (loopback, no metrics)
 pytest.importorskip("ray.serve")
 websockets_sync = pytest.importorskip("websockets.sync.client")
 ConnectionClosed = pytest.importorskip("websockets.exceptions").ConnectionClosed
@@ -86,8 +90,7 @@ def _raw_session(worker, avatar: np.ndarray, mode: str = "keypoints"):
 
 
 def _handshake(ws, data: bytes, mode: str) -> dict:
-    ws.send(control("hello", version=PROTOCOL_VERSION, avatar=avatar_id(data), mode=mode, downlink="raw",
-                    quality=90))
+    ws.send(hello(_expect(ws, "challenge"), data, mode, "raw"))
     msg = parse_control(ws.recv(timeout=20), ("ready", "need_avatar"))
     if msg["type"] == "need_avatar":
         ws.send(Frame(Kind.AVATAR, 0, data).pack())
@@ -201,8 +204,9 @@ def test_wrong_or_missing_token_is_refused_with_one_clear_error(remote_worker, a
 
 def test_unknown_avatar_needs_an_upload_matching_its_id(remote_worker):
     with _connect(remote_worker) as ws:
-        ws.send(control("hello", version=PROTOCOL_VERSION, avatar="0" * 64, mode="keypoints", downlink="raw",
-                        quality=90))
+        _expect(ws, "challenge")
+        ws.send(control("hello", version=PROTOCOL_VERSION, avatar="0" * 64, proof="0" * 64, mode="keypoints",
+                        downlink="raw", quality=90))
         assert _expect(ws, "need_avatar")["avatar"] == "0" * 64
         ws.send(Frame(Kind.AVATAR, 0, _png(np.zeros((64, 64, 3), np.uint8))).pack())  # not the file "0"*64 names
         msg = _expect(ws, "error")
@@ -345,7 +349,7 @@ def test_load_concurrent_sessions(remote_worker, avatars, frames):
     def stream(client: RemoteAnimator) -> None:
         for i in range(per_session):
             out = client.animate_keypoints(kps[i % len(kps)])
-            seen.append((out.shape, client.stats().in_flight))
+            seen.append((None if out is None else out.shape, client.stats().in_flight))
         client.animate_keypoints(kps[0], exact=True)  # drain: the last frame is always answered
 
     try:
@@ -354,7 +358,7 @@ def test_load_concurrent_sessions(remote_worker, avatars, frames):
             t.start()
         for t in threads:
             t.join(120)
-        assert len(seen) == sessions * per_session and {shape for shape, _ in seen} == {(256, 256, 3)}
+        assert len(seen) == sessions * per_session and {shape for shape, _ in seen} <= {(256, 256, 3), None}
         assert max(in_flight for _, in_flight in seen) <= 2  # never more than 2 frames travel per session
         stats = [c.stats() for c in clients]
         rtts = np.array([rtt for c in clients for rtt, _ in c.round_trips()])
@@ -424,7 +428,174 @@ def test_run_command_with_remote_worker(tmp_path, remote_worker):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert [line for line in res.stderr.splitlines() if "error" in line] == [
         f"avatarcam: error: remote worker {remote_worker.url}: wrong or missing token; use the token the server "
-        "was started with (--token or $AVATARCAM_TOKEN)"]
+        "was started with ($AVATARCAM_TOKEN or --token-file)"]
+    assert not (tmp_path / "refused.mp4").exists()  # a refused start records nothing
+
+
+# a stranger with a token ---------------------------------------------------------------------
+def test_an_avatar_id_alone_gets_no_avatar_and_does_not_tell_whether_the_server_holds_it(remote_worker, avatars):
+    """The id is not a capability: a hello must prove it holds the file (keyed hash with the session's
+    nonce). A wrong proof for a held avatar gets the same answer as an id never seen: need_avatar."""
+    held = _png(avatars[0])
+    with _raw_session(remote_worker, avatars[0]) as (_, ready):  # the owner: the avatar is on the server now
+        assert ready["type"] == "ready"
+    for avatar in (avatar_id(held), "0" * 64):  # held / never seen: the same answer
+        with _connect(remote_worker) as ws:
+            _expect(ws, "challenge")
+            ws.send(control("hello", version=PROTOCOL_VERSION, avatar=avatar, proof="0" * 64, mode="keypoints",
+                            downlink="raw", quality=90))
+            assert _expect(ws, "need_avatar")["avatar"] == avatar  # no ready, no keypoints, no pictures
+            ws.send(Frame(Kind.AVATAR, 0, _png(avatars[1])).pack())  # not the file the id names
+            assert _expect(ws, "error")["code"] == "unknown_avatar"
+    with _connect(remote_worker) as ws:  # a proof made for another nonce (another session) does not carry over
+        stale = hello({"nonce": "ab" * 32}, held, "keypoints", "raw")
+        assert _expect(ws, "challenge")["nonce"] != "ab" * 32
+        ws.send(stale)
+        assert _expect(ws, "need_avatar")["avatar"] == avatar_id(held)
+
+
+def test_deeply_nested_json_is_a_clear_error_and_the_session_goes_on(remote_worker, avatars):
+    with _raw_session(remote_worker, avatars[1]) as (ws, _):
+        ws.send("[" * 8000 + "]" * 8000)  # under the 16 KB control limit
+        msg = _expect(ws, "error")
+        assert msg["code"] == "bad_message" and "deeper than" in msg["message"] and not msg["fatal"]
+        ws.send(_kp_frame(1))
+        assert _expect(ws, "picture").seq == 1
+
+
+def _tree_rss_mb(name: str) -> float:
+    import psutil
+
+    return sum(p.memory_info().rss for p in psutil.Process().children(recursive=True)
+               if name in p.name()) / 2**20
+
+
+def test_oversized_messages_close_1009_at_the_real_limit_and_memory_stays_bounded(remote_worker, avatars):
+    """A 16 MB message with a lying length and an 8 MB avatar sent mid-session, 10 times each: every one
+    closes the session with 1009 (the server's message limit is MAX_MESSAGE_BYTES, not uvicorn's 16 MiB),
+    and neither the proxy nor the replicas keep the memory."""
+    before = {name: _tree_rss_mb(name) for name in ("ProxyActor", "AvatarWorker")}
+    lying = HEADER.pack(b"AV", PROTOCOL_VERSION, Kind.KEYPOINTS, 0, 1, 0.0, 0.0, 240) + b"\0" * (16 << 20)
+    mid_session = Frame(Kind.AVATAR, 1, b"\0" * (8 << 20)).pack()
+    for _ in range(10):
+        for junk in (lying, mid_session):
+            with _raw_session(remote_worker, avatars[1]) as (ws, _):
+                with pytest.raises(ConnectionClosed) as closed:
+                    ws.send(junk)
+                    while True:
+                        ws.recv(timeout=20)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    after = {name: _tree_rss_mb(name) for name in before}
+    print(f"RSS MB before {before} after {after}")
+    for name in before:
+        assert after[name] - before[name] < 150, f"{name} kept the junk: {before[name]:.0f} -> {after[name]:.0f} MB"
+
+
+def test_past_the_session_cap_a_caller_is_told_busy(remote_worker, avatars):
+    from contextlib import ExitStack
+
+    from remote_fixtures import MAX_SESSIONS
+
+    data = _png(avatars[1])
+    with ExitStack() as stack:
+        for opened in range(2 * MAX_SESSIONS + 1):  # noqa: B007 - two replicas: at most both full
+            ws = stack.enter_context(_connect(remote_worker))
+            first = parse_control(ws.recv(timeout=20), ("challenge", "error"))
+            if first["type"] == "error":
+                break
+            ws.send(hello(first, data, "keypoints", "raw"))
+            if parse_control(ws.recv(timeout=20), ("ready", "need_avatar"))["type"] == "need_avatar":
+                ws.send(Frame(Kind.AVATAR, 0, data).pack())
+                _expect(ws, "ready")
+        assert first["type"] == "error", "no busy answer past the cap"
+        assert first["code"] == "busy" and first["fatal"] and opened >= MAX_SESSIONS
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=20)
+        assert closed.value.rcvd.code == 1013
+
+
+def _listening(process) -> list:
+    import psutil
+
+    try:
+        return [c.laddr for c in process.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+    except psutil.Error:
+        return []
+
+
+def test_every_socket_of_the_process_tree_is_loopback_and_no_page_names_an_avatar(remote_worker, avatars):
+    """Ray's own processes (GCS, raylet, agents, workers, proxy, replicas) listen on loopback only, and
+    no HTTP page any of them serves (Prometheus metrics included) names a prepared avatar's id."""
+    import ipaddress
+    import urllib.request
+
+    import psutil
+
+    with _raw_session(remote_worker, avatars[0]) as (ws, ready):
+        ws.send(_kp_frame(1))
+        _expect(ws, "picture")
+    key = ready["avatar"]
+    me = psutil.Process()
+    sockets = [(p.name(), addr) for p in [me, *me.children(recursive=True)] for addr in _listening(p)]
+    assert len(sockets) >= 5, sockets
+    for name, addr in sockets:
+        ip = ipaddress.ip_address(addr.ip)
+        ip = ip.ipv4_mapped or ip if isinstance(ip, ipaddress.IPv6Address) else ip
+        assert ip.is_loopback, f"{name} listens on {addr.ip}:{addr.port}"
+    pages = 0
+    for _, addr in sockets:
+        for path in ("/", "/metrics", "/healthz", "/-/routes"):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{addr.port}{path}", timeout=2) as reply:
+                    body = reply.read().decode("latin-1")
+            except Exception:  # noqa: BLE001 - gRPC ports, 404s: no page
+                continue
+            pages += 1
+            assert key not in body and key[:16] not in body, f"port {addr.port}{path} names the avatar"
+    assert pages >= 1  # /healthz at least was read
+
+
+def test_a_hung_worker_is_noticed_in_time_and_no_held_copy_passes_for_a_picture(remote_worker, avatars, frames):
+    """Honest numbers: animate returns each picture once and None when nothing new arrived (never a held
+    copy). A replica stopped with SIGSTOP is noticed within timeout_s + 2 heartbeats + the close wait."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    client = RemoteAnimator.connect(remote_worker.url, remote_worker.token, checkpoint=remote_worker.checkpoint,
+                                    avatar=avatars[0], downlink="raw", heartbeat_s=0.25, timeout_s=2.0)
+    kps = [client.detect(f) for f in frames]
+    replicas = [p for p in psutil.Process().children(recursive=True) if "AvatarWorker" in p.name()]
+    try:
+        returned = []
+        for i in range(30):
+            out = client.animate_keypoints(kps[i % len(kps)])
+            if out is not None:
+                returned.append(out)
+        received = client.stats().received
+        assert 1 <= len(returned) <= received
+        for a, b in zip(returned, returned[1:], strict=False):
+            assert not np.array_equal(a, b), "a picture was returned twice"
+        client.animate_keypoints(kps[0], exact=True)
+        for p in replicas:
+            os.kill(p.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        wait_until(lambda: client.stats().state == "reconnecting", timeout=30, message="the hung worker")
+        noticed = time.monotonic() - t0
+        outs = [client.animate_keypoints(kps[i % len(kps)]) for i in range(5)]
+    finally:
+        for p in replicas:
+            os.kill(p.pid, signal.SIGCONT)
+    try:
+        assert noticed <= 2.0 + 2 * 0.25 + 1.5, f"noticed after {noticed:.1f} s"
+        assert outs == [None] * 5  # nothing new: nothing returned
+        assert client.stats().model_ms == 0.0
+        wait_until(lambda: client.stats().state == "connected", timeout=60, message="the link to come back")
+        assert client.animate_keypoints(kps[1], exact=True) is not None
+    finally:
+        client.close()
 
 
 def test_worker_killed_mid_stream_client_holds_then_resumes(remote_worker, avatars, frames):
@@ -446,12 +617,12 @@ def test_worker_killed_mid_stream_client_holds_then_resumes(remote_worker, avata
         def streaming_again() -> bool:
             nonlocal i
             i += 1
-            out = client.animate_keypoints(kps[i % len(kps)])  # never raises, holds the last picture
-            assert out.shape == held.shape
+            out = client.animate_keypoints(kps[i % len(kps)])  # never raises; None while nothing new comes
+            assert out is None or out.shape == held.shape
             s = client.stats()
             return s.reconnects >= 1 and s.state == "connected" and s.replica != replica
         wait_until(lambda: client.stats().state == "reconnecting", timeout=30, message="the link to drop")
-        assert np.array_equal(client.animate_keypoints(kps[2]), client.animate_keypoints(kps[3]))  # holds
+        assert client.animate_keypoints(kps[2]) is None  # no held copy passed off as a new picture
         wait_until(streaming_again, timeout=90, message="Serve to restart the worker and the client to resume")
         before = client.stats().received
         client.animate_keypoints(kps[1], exact=True)

@@ -128,11 +128,12 @@ def test_ai_label_and_backend_are_saved_and_checked(tmp_path):
     assert loaded.ai_label is True and loaded.backend == "auto" and "ai_label" in notice and "backend" in notice
 
 
-def test_settings_file_gets_the_umask_permissions_not_0600(tmp_path):
+def test_settings_file_is_private_0600_whatever_the_umask(tmp_path):
+    """It may hold the remote worker's token (issue 21)."""
     path = tmp_path / "settings.json"
     old = os.umask(0o022)
     try:
-        assert save_settings(Settings(), path) is None
+        assert save_settings(Settings(remote_token="secret"), path) is None
     finally:
         os.umask(old)
-    assert (path.stat().st_mode & 0o777) == 0o644
+    assert (path.stat().st_mode & 0o777) == 0o600

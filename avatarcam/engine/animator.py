@@ -245,7 +245,16 @@ class Animator:
         if not jobs:
             return np.zeros((0, self.size, self.size, 3), np.float32)
         device = self.backend.device
-        encoded = EncodedSource.cat([job.source.encoded for job in jobs])
-        kp_source = Keypoints.cat([job.source.keypoints.to(device) for job in jobs])
-        kp_driving = Keypoints.cat([self._driving(job).to(device) for job in jobs])
-        return _to_images(self.backend.decode(encoded, kp_source, kp_driving))
+        driving = [self._driving(job).to(device) for job in jobs]
+        # items with and without jacobians cannot share a forward (Keypoints.cat): one forward per kind,
+        # so no item's picture depends on what the others are
+        groups: dict[tuple[bool, bool], list[int]] = {}
+        for i, (job, kp) in enumerate(zip(jobs, driving, strict=True)):
+            groups.setdefault((job.source.keypoints.has_jacobian, kp.has_jacobian), []).append(i)
+        out = np.empty((len(jobs), self.size, self.size, 3), np.float32)
+        for rows in groups.values():
+            encoded = EncodedSource.cat([jobs[i].source.encoded for i in rows])
+            kp_source = Keypoints.cat([jobs[i].source.keypoints.to(device) for i in rows])
+            kp_driving = Keypoints.cat([driving[i] for i in rows])
+            out[rows] = _to_images(self.backend.decode(encoded, kp_source, kp_driving))
+        return out

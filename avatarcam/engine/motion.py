@@ -34,12 +34,21 @@ class Keypoints:
         jac = torch.as_tensor(np.asarray(jacobian, np.float32), device=device) if jacobian is not None else None
         return cls(torch.as_tensor(np.asarray(value, np.float32), device=device), jac)
 
+    @property
+    def has_jacobian(self) -> bool:
+        return self.jacobian is not None
+
     @classmethod
     def cat(cls, items: list[Keypoints]) -> Keypoints:
-        """One batch from several (each item's batch rows in order)."""
+        """One batch from several (each item's batch rows in order). All items must agree on having
+        jacobians: a batch cannot hold both kinds (ValueError), since dropping or inventing one item's
+        jacobians would change that item's picture."""
         if len(items) == 1:
             return items[0]
-        jac = None if items[0].jacobian is None else torch.cat([k.jacobian for k in items])
+        kinds = {k.has_jacobian for k in items}
+        if len(kinds) > 1:
+            raise ValueError("Keypoints.cat: some items have jacobians and some do not; batch them separately")
+        jac = torch.cat([k.jacobian for k in items]) if kinds == {True} else None
         return cls(torch.cat([k.value for k in items]), jac)
 
 

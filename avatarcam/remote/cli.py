@@ -61,8 +61,8 @@ def connect_remote(url: str | None, token: str | None, checkpoint: Path | None, 
     try:
         from .client import RemoteAnimator
     except ImportError as err:
-        raise AvatarcamError(f"the remote client needs {err.name}; install it with: "
-                             'pip install "avatarcam[serve]"') from None
+        raise AvatarcamError(f"the remote client needs {err.name}; install it from the avatarcam checkout "
+                             'with: pip install -e ".[serve]"') from None
     local = str(checkpoint) if checkpoint is not None and checkpoint.is_file() else None
     mode = mode or ("keypoints" if local else "image")
     if mode == "keypoints" and not local:

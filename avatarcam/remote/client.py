@@ -10,8 +10,9 @@ X / F / auto window reach it (``Flag.CALIBRATE``, "neutral" messages) and its re
 
 A background thread runs one asyncio loop with the WebSocket: at most ``max_in_flight`` frames
 travel at once and a newer frame replaces one still waiting to be sent (newest wins); a heartbeat
-measures the round trip and notices a dead link; a lost worker is re-dialled with backoff while
-``animate`` keeps returning the last picture (state "reconnecting").
+measures the round trip and notices a dead link; a lost worker is re-dialled with backoff (state
+"reconnecting"). ``animate`` returns a picture only when one arrived since the last call, else None
+(the pipeline then publishes and counts nothing): no held copy is ever passed off as a new frame.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from .protocol import (
     MAX_MESSAGE_BYTES,
     MODES,
     MULTIPLEX_HEADER,
-    PROTOCOL_VERSION,
     QUALITY_RANGE,
     Flag,
     Frame,
@@ -50,6 +50,7 @@ from .protocol import (
     control,
     decode_picture,
     encode_picture,
+    hello,
     keypoints_from_json,
     pack_keypoints,
     parse_control,
@@ -59,10 +60,35 @@ from .protocol import (
 UPLINK_JPEG_QUALITY = 90  # image mode: the face crop
 REFUSAL_CODES = (4400, 4401, 1009)  # close codes the worker uses for a fatal ProtocolError
 DIRECT_DIAL_S = 2.0  # a replica port that does not answer by then is firewalled: stay on the proxy
+CLOSE_WAIT_S = 0.5  # a closing handshake the worker does not answer (it hung) is not waited for longer
+NOT_RUNNING_HINT = "is `avatarcam serve` running there?"
 
 
 class Refused(Exception):
     """The worker said no (wrong token, bad avatar): retrying the same thing will not help."""
+
+
+def describe_failure(err: BaseException, timeout_s: float) -> str:
+    """One line for a failed or lost link, without Python's exception text."""
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+    if isinstance(err, (Refused, ConnectionError)) and not isinstance(err, OSError):
+        return str(err)
+    if isinstance(err, ProtocolError):
+        return err.message
+    if isinstance(err, ConnectionRefusedError):
+        return f"connection refused; {NOT_RUNNING_HINT}"
+    if isinstance(err, TimeoutError):
+        return f"no answer within {timeout_s:g} s; {NOT_RUNNING_HINT}"
+    if isinstance(err, InvalidStatus):
+        return f"HTTP {err.response.status_code} instead of a WebSocket session; {NOT_RUNNING_HINT}"
+    if isinstance(err, ConnectionClosed):
+        return "the worker closed the connection"
+    if isinstance(err, InvalidHandshake):
+        return f"not an avatarcam worker (the WebSocket handshake failed); {NOT_RUNNING_HINT}"
+    if isinstance(err, OSError):
+        return f"cannot reach it ({(err.strerror or type(err).__name__).lower()}); {NOT_RUNNING_HINT}"
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'failed'}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +104,7 @@ class RemoteOptions:
     heartbeat_s: float = 1.0
     timeout_s: float = 5.0  # no word from the worker for this long: the link is dead
     backoff_s: tuple[float, float] = (0.25, 5.0)  # first and longest wait between reconnects
-    frame_wait_s: float = 0.05  # animate() waits this long for a fresh picture before holding the last
+    frame_wait_s: float = 0.05  # animate() waits this long for a fresh picture before returning None
     direct: bool = True  # move the stream to the replica's own port when the worker offers one (ws:// only)
 
     def __post_init__(self) -> None:
@@ -125,7 +151,7 @@ class RemoteEngine:
 class RemoteSource:
     """An avatar as the worker gets it: a PNG at the model's size and its content address."""
 
-    image: np.ndarray  # SxSx3 float32, shown until the first picture arrives
+    image: np.ndarray  # SxSx3 float32: the avatar at the model's size
     data: bytes
     key: str
     keypoints: Keypoints | None  # the avatar's pose from the local detector (pose match); None in image mode
@@ -340,8 +366,9 @@ class RemoteAnimator:
 
     # the per-frame step ----------------------------------------------------------------------
     def animate(self, frame: np.ndarray, *, keypoint_filter=None, t: float | None = None,
-                exact: bool = False) -> np.ndarray:
-        """Same contract as Animator.animate. In image mode the filter does not apply (no keypoints here)."""
+                exact: bool = False) -> np.ndarray | None:
+        """Animator.animate's contract: a new picture, or None when none arrived since the last call. In
+        image mode the filter does not apply (no keypoints here)."""
         if self.remote.mode == "keypoints":
             kp = self.detect(frame)
             return self.animate_keypoints(keypoint_filter(kp) if keypoint_filter is not None else kp, t=t,
@@ -351,8 +378,9 @@ class RemoteAnimator:
         self._calibrate_next = False
         return self._picture_for(self._submit(Kind.IMAGE, crop, flags), exact)
 
-    def animate_keypoints(self, kp: Keypoints, *, t: float | None = None, exact: bool = False) -> np.ndarray:
-        """SxSx3 float32 in [0,1]: the newest picture the worker sent (``exact``: the one for ``kp``)."""
+    def animate_keypoints(self, kp: Keypoints, *, t: float | None = None, exact: bool = False) -> np.ndarray | None:
+        """SxSx3 float32 in [0,1]: the newest picture the worker sent if not returned before, else None
+        (``exact``: the one for ``kp``, waited for)."""
         driving = self._driving(kp, t)
         if driving is None:  # the worker has not confirmed the avatar yet
             return self._picture_for(None, False)
@@ -369,8 +397,8 @@ class RemoteAnimator:
         self._loop.call_soon_threadsafe(self._wake.set)
         return self._seq
 
-    def _picture_for(self, seq: int | None, exact: bool) -> np.ndarray:
-        """Wait briefly for a picture not returned before (``exact``: for frame ``seq``), else hold the last."""
+    def _picture_for(self, seq: int | None, exact: bool) -> np.ndarray | None:
+        """Wait briefly for a picture not returned before (``exact``: for frame ``seq``); None if none came."""
         with self._lock:
             if exact and seq is not None:
                 if not self._lock.wait_for(lambda: self._picture_seq >= seq, self.remote.timeout_s):
@@ -378,10 +406,10 @@ class RemoteAnimator:
                                          f"{self.remote.timeout_s:g} s ({self._stats.state})")
             elif seq is not None:
                 self._lock.wait_for(lambda: self._picture_seq > self._returned_seq, self.remote.frame_wait_s)
+            if self._picture is None or (self._picture_seq == self._returned_seq and not exact):
+                return None
             self._returned_seq = self._picture_seq
-            if self._picture is not None:
-                return self._picture.astype(np.float32) / 255.0
-            return self._source.image if self._source is not None else np.zeros((self.size,) * 2 + (3,), np.float32)
+            return self._picture.astype(np.float32) / 255.0
 
     # the connection (loop thread) ------------------------------------------------------------
     async def _connection_loop(self) -> None:
@@ -425,7 +453,9 @@ class RemoteAnimator:
                 self._stats.state, self._stats.error = "refused", str(err)
             elif err is not None and not self._closed:
                 was = self._stats.state
-                self._stats.state, self._stats.error = "reconnecting", f"{type(err).__name__}: {err}"
+                self._stats.state = "reconnecting"
+                self._stats.error = describe_failure(err, self.remote.timeout_s)
+                self._stats.model_ms = 0.0  # no model step is running for this caller now
                 self._stats.reconnects += 1
                 err = err if was != "reconnecting" else None  # tell once per outage, not per attempt
             self._lock.notify_all()
@@ -476,10 +506,11 @@ class RemoteAnimator:
         headers = {"Authorization": f"Bearer {self.remote.token}", MULTIPLEX_HEADER: source.key}
         # no permessage-deflate: pictures are JPEG already and keypoints are tiny; deflate only costs time
         ws = await websockets.connect(url, additional_headers=headers, max_size=MAX_MESSAGE_BYTES,
-                                      open_timeout=self.remote.timeout_s, ping_interval=None, compression=None)
-        try:
-            await ws.send(control("hello", version=PROTOCOL_VERSION, avatar=source.key, mode=self.remote.mode,
-                                  downlink=self.remote.downlink, quality=self.remote.quality))
+                                      open_timeout=self.remote.timeout_s, ping_interval=None, compression=None,
+                                      close_timeout=CLOSE_WAIT_S)
+        try:  # the proof shows the worker this caller holds the avatar file, not just its id
+            challenge = await self._control(ws, ("challenge",))
+            await ws.send(hello(challenge, source.data, self.remote.mode, self.remote.downlink, self.remote.quality))
             msg = await self._control(ws, ("ready", "need_avatar"))
             if msg["type"] == "need_avatar":
                 await ws.send(Frame(Kind.AVATAR, 0, source.data).pack())
@@ -513,7 +544,7 @@ class RemoteAnimator:
             raise ProtocolError("bad_message", "expected a control message from the worker")
         msg = parse_control(text, expected + ("error",))
         if msg["type"] == "error":
-            raise Refused(msg["message"]) if msg["fatal"] else ProtocolError(msg["code"], msg["message"])
+            raise _error(msg)
         return msg
 
     def _on_ready(self, msg: dict, path: str) -> None:
@@ -577,7 +608,7 @@ class RemoteAnimator:
             return
         if msg["type"] == "error":
             if msg["fatal"]:
-                raise Refused(msg["message"])
+                raise _error(msg)
             with self._lock:  # a refused frame gets no picture: do not wait for it
                 self._stats.error = msg["message"]
                 self._stats.dropped += len(self._in_flight)
@@ -615,3 +646,10 @@ class RemoteAnimator:
             if time.monotonic() - self._last_heard > self.remote.timeout_s:
                 raise TimeoutError(f"no answer from the worker for {self.remote.timeout_s:g} s")
             await ws.send(control("ping", t=time.monotonic()))
+
+
+def _error(msg: dict) -> Exception:
+    """The exception for an ``error`` message: a refusal is not retried; "busy" is (with backoff)."""
+    if not msg["fatal"]:
+        return ProtocolError(msg["code"], msg["message"])
+    return ConnectionError(msg["message"]) if msg["code"] == "busy" else Refused(msg["message"])

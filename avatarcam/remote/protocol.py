@@ -1,7 +1,7 @@
 """The remote worker's wire format: a fixed schema, validated on both ends, with size limits.
 
-One WebSocket per calling session. Text messages are JSON control messages (``hello``, ``ready``,
-``need_avatar``, ``ping``/``pong``, ``error``); binary messages are frames with a fixed
+One WebSocket per calling session. Text messages are JSON control messages (``challenge``, ``hello``,
+``ready``, ``need_avatar``, ``ping``/``pong``, ``error``); binary messages are frames with a fixed
 little-endian header (:data:`HEADER`) followed by a payload:
 
     magic "AV" | version u8 | kind u8 | flags u16 | seq u32 | t_sent f64 | model_ms f32 | length u32
@@ -16,6 +16,7 @@ No pickle, no generic RPC: anything that does not match the schema is refused wi
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import struct
@@ -27,13 +28,15 @@ import numpy as np
 
 from ..engine.options import NEUTRAL_MODES, NEUTRAL_WINDOW_RANGE
 
-PROTOCOL_VERSION = 2  # 2: ready names the replica's direct port
+# 2: ready names the replica's direct port; 3: proof of possession of the avatar, image mode's neutral pose
+PROTOCOL_VERSION = 3
 MAGIC = b"AV"
 HEADER = struct.Struct("<2sBBHIdfI")
 KEYPOINT_HEAD = struct.Struct("<BB")  # keypoint count, has-jacobian
 
 MAX_KEYPOINTS = 64
 MAX_CONTROL_BYTES = 16 << 10
+MAX_JSON_DEPTH = 8  # the deepest message (ready's jacobians) nests 6 levels
 MAX_UPLINK_IMAGE_BYTES = 512 << 10  # one JPEG face crop
 MAX_AVATAR_BYTES = 8 << 20  # one avatar upload (PNG/JPEG)
 MAX_IMAGE_PIXELS = 4096 * 4096
@@ -92,7 +95,12 @@ _PAYLOAD_LIMITS = {Kind.KEYPOINTS: KEYPOINT_HEAD.size + MAX_KEYPOINTS * 24, Kind
 
 
 def unpack_frame(data: bytes, allowed: tuple[Kind, ...]) -> Frame:
-    """Parse and check one binary message; raises ProtocolError."""
+    """Parse and check one binary message; raises ProtocolError. A message bigger than any kind allowed
+    here could carry is fatal whatever its header says (junk that size is not worth a second try)."""
+    limit = HEADER.size + max(_PAYLOAD_LIMITS[kind] for kind in allowed)
+    if len(data) > limit:
+        raise ProtocolError("too_large", f"binary message of {len(data)} bytes is over the {limit} byte limit "
+                            "here", fatal=True)
     if len(data) < HEADER.size:
         raise ProtocolError("bad_frame", f"binary message of {len(data)} bytes is shorter than the header")
     magic, version, kind, flags, seq, t_sent, model_ms, length = HEADER.unpack_from(data)
@@ -198,9 +206,18 @@ def avatar_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def avatar_proof(nonce: str, data: bytes) -> str:
+    """Proof that a caller holds the avatar file itself, not just its id: HMAC-SHA256 of the file keyed
+    with the session's ``challenge`` nonce (hex). A proof is good for one session only."""
+    return hmac.new(bytes.fromhex(nonce), data, hashlib.sha256).hexdigest()
+
+
 # control messages -----------------------------------------------------------------------------
 def _avatar(value) -> bool:
     return isinstance(value, str) and AVATAR_ID.fullmatch(value) is not None
+
+
+_hex256 = _avatar
 
 
 def _number(value) -> bool:
@@ -225,8 +242,9 @@ def _text(value) -> bool:
 
 # type -> {field: check}. Every field is required; unknown fields are refused.
 SCHEMA = {
-    "hello": {"version": lambda v: v == PROTOCOL_VERSION, "avatar": _avatar, "mode": MODES.__contains__,
-              "downlink": DOWNLINKS.__contains__, "quality": _quality},
+    "challenge": {"nonce": _hex256},
+    "hello": {"version": lambda v: v == PROTOCOL_VERSION, "avatar": _avatar, "proof": _hex256,
+              "mode": MODES.__contains__, "downlink": DOWNLINKS.__contains__, "quality": _quality},
     "ready": {"avatar": _avatar, "size": lambda v: isinstance(v, int) and 16 <= v <= 2048,
               "keypoints": lambda v: isinstance(v, dict), "replica": lambda v: isinstance(v, str),
               "engine": lambda v: isinstance(v, str) and len(v) < 200,
@@ -247,6 +265,13 @@ SCHEMA = {
 }
 
 
+def hello(challenge: dict, data: bytes, mode: str, downlink: str, quality: int = DEFAULT_QUALITY) -> str:
+    """The caller's ``hello`` answering the worker's ``challenge``: the avatar's id and the proof of
+    holding its file ``data``."""
+    return control("hello", version=PROTOCOL_VERSION, avatar=avatar_id(data),
+                   proof=avatar_proof(challenge["nonce"], data), mode=mode, downlink=downlink, quality=quality)
+
+
 def control(kind: str, **fields) -> str:
     """Build a control message; it is checked against :data:`SCHEMA` like a received one."""
     text = json.dumps({"type": kind, **fields}, separators=(",", ":"))
@@ -259,6 +284,8 @@ def parse_control(text: str, allowed: tuple[str, ...]) -> dict:
     if len(text) > MAX_CONTROL_BYTES:
         raise ProtocolError("too_large", f"control message of {len(text)} bytes is over the "
                             f"{MAX_CONTROL_BYTES} byte limit", fatal=True)
+    if nests_deeper(text, MAX_JSON_DEPTH):
+        raise ProtocolError("bad_message", f"control message nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         msg = json.loads(text)
     except ValueError:
@@ -275,3 +302,29 @@ def parse_control(text: str, allowed: tuple[str, ...]) -> dict:
     if bad:
         raise ProtocolError("bad_message", f"{kind}: invalid {', '.join(bad)}")
     return msg
+
+
+def nests_deeper(text: str, levels: int) -> bool:
+    """Whether the brackets of a JSON text (outside strings) nest deeper than ``levels``, read without
+    parsing it: the parser recurses per level and must not be handed thousands of them."""
+    if text.count("[") + text.count("{") <= levels:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > levels:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import os
+import secrets
 import time
 from collections import OrderedDict
 
@@ -33,6 +34,9 @@ from .protocol import Frame, Kind, ProtocolError
 
 APP_NAME = "avatarcam"
 SESSIONS_PER_REPLICA = 64  # long-lived WebSockets: each holds one of the replica's ongoing requests
+# Serve may hand a replica this many sessions past its cap: they get the "busy" answer instead of
+# waiting in Serve's queue in silence
+BUSY_HEADROOM = 16
 AVATARS_PER_REPLICA = 16  # prepared avatars kept per replica (LRU; a full-size one is a few MB)
 STORE_BYTES = 512 << 20  # avatar files kept by the store (LRU)
 MAX_BATCH = 8
@@ -43,7 +47,7 @@ HELLO_TIMEOUT_S = 10.0
 SESSION_IDLE_S = 30.0
 MAX_UPLINK_CROP_PIXELS = 1024 * 1024
 # close codes of a fatal ProtocolError; the client does not retry 4400, 4401 and 1009 (refusals)
-CLOSE_CODES = {"unauthorized": 4401, "too_large": 1009, "timeout": 4408}
+CLOSE_CODES = {"unauthorized": 4401, "too_large": 1009, "timeout": 4408, "busy": 1013}
 # Ray Serve's direct ingress: its switch and the port range replicas take their HTTP port from
 DIRECT_INGRESS_ENV = "RAY_SERVE_ENABLE_DIRECT_INGRESS"
 DIRECT_PORT_ENV = ("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT")
@@ -90,6 +94,50 @@ def direct_port() -> int:
     return ports.pop() if len(ports) == 1 else 0
 
 
+def cap_websocket_messages() -> None:
+    """Make every uvicorn server this process starts close a WebSocket message over
+    ``MAX_MESSAGE_BYTES`` with 1009 before buffering it (uvicorn's default is 16 MiB). Serve builds
+    its servers (the proxy's, each replica's direct port) from ``uvicorn.Config`` and exposes no
+    setting for it, so the class is wrapped before they start."""
+    import uvicorn
+
+    if getattr(uvicorn.Config, "avatarcam_capped", False):
+        return
+
+    class Config(uvicorn.Config):
+        avatarcam_capped = True
+
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs["ws_max_size"] = wire.MAX_MESSAGE_BYTES
+            super().__init__(*args, **kwargs)
+
+    uvicorn.Config = Config
+
+
+def configure_proxy() -> list:
+    """Serve's proxy start-up hook (``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``, set by
+    :func:`avatarcam.remote.ray_setup.prepare_environment`): the proxy's message limit; no middlewares."""
+    cap_websocket_messages()
+    return []
+
+
+def replica_grpc_on_loopback() -> None:
+    """Serve binds each replica's inter-deployment gRPC server to ``[::]`` (hard-coded in ray 2.60). On
+    a node whose address is loopback (``avatarcam serve``'s own Ray) bind it to 127.0.0.1 like the rest."""
+    import ray
+    from ray.serve._private import replica as serve_replica
+
+    bind = serve_replica.add_port_to_grpc_server
+    if ray.util.get_node_ip_address() != "127.0.0.1" or getattr(bind, "loopback", False):
+        return
+
+    def on_loopback(server, address: str):
+        return bind(server, address.replace("[::]", "127.0.0.1"))
+
+    on_loopback.loopback = True
+    serve_replica.add_port_to_grpc_server = on_loopback
+
+
 def token_digest(token: str) -> str:
     """The server keeps only this (it travels in the deployment's arguments, not the token)."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -100,11 +148,16 @@ class AvatarStore:
     """Avatar files by sha256, uploaded once per cluster; least recently used dropped past ``max_bytes``."""
 
     def __init__(self, max_bytes: int = STORE_BYTES) -> None:
+        replica_grpc_on_loopback()
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._max_bytes, self._bytes = max_bytes, 0
 
-    def has(self, key: str) -> bool:
-        if key in self._items:
+    def verify(self, key: str, nonce: str, proof: str) -> bool:
+        """Whether ``proof`` shows its sender holds the file ``key`` names (the file never leaves the
+        store for this). False when the store does not hold it: the caller cannot tell which."""
+        data = self._items.get(key)
+        expected = wire.avatar_proof(nonce, data if data is not None else b"")
+        if data is not None and hmac.compare_digest(expected, proof):
             self._items.move_to_end(key)
             return True
         return False
@@ -234,6 +287,8 @@ class Session:
             if value.shape[1] != self.prepared.keypoints.value.shape[1]:
                 raise ProtocolError("bad_keypoints", f"{value.shape[1]} keypoints sent; this model uses "
                                     f"{self.prepared.keypoints.value.shape[1]}")
+            if jacobian is not None and not self.prepared.keypoints.has_jacobian:
+                raise ProtocolError("bad_keypoints", "this model has no jacobians; send keypoints without them")
             return AnimateJob(self.prepared, Keypoints.from_numpy(value, jacobian))
         crop = wire.decode_image(frame.payload, "face crop", MAX_UPLINK_CROP_PIXELS)
         kp = await asyncio.to_thread(self.worker.animator.detect, crop)
@@ -242,11 +297,14 @@ class Session:
         return AnimateJob(self.prepared, kp, self.neutral.observe(kp, time.monotonic()))
 
 
-@serve.deployment(max_ongoing_requests=SESSIONS_PER_REPLICA, ray_actor_options={"num_cpus": 1})
+@serve.deployment(max_ongoing_requests=SESSIONS_PER_REPLICA + BUSY_HEADROOM, ray_actor_options={"num_cpus": 1})
 @serve.ingress(app)
 class AvatarWorker:
     def __init__(self, checkpoint: str, store, token_sha256: str, engine: dict | None = None,
-                 max_batch: int = MAX_BATCH, torch_threads: int = 0, batch_wait_s: float = BATCH_WAIT_S) -> None:
+                 max_batch: int = MAX_BATCH, torch_threads: int = 0, batch_wait_s: float = BATCH_WAIT_S,
+                 max_sessions: int = SESSIONS_PER_REPLICA) -> None:
+        replica_grpc_on_loopback()
+        cap_websocket_messages()  # this replica's own port (direct ingress) starts after this constructor
         if torch_threads:
             import torch
 
@@ -258,6 +316,7 @@ class AvatarWorker:
         self.decode.set_batch_wait_timeout_s(batch_wait_s)
         self.batch_sizes: list[int] = []  # recent batch sizes (healthz: shows batching at work)
         self.frames_dropped = 0  # frames replaced by a newer one of the same session before rendering
+        self.max_sessions, self.sessions = max_sessions, 0
         self._direct_port = 0  # found at the first session: Serve opens the port after this constructor
 
     @app.get("/healthz")
@@ -286,7 +345,11 @@ class AvatarWorker:
     @app.websocket("/session")
     async def session(self, ws: WebSocket) -> None:
         await ws.accept()
+        self.sessions += 1
         try:
+            if self.sessions > self.max_sessions:
+                raise ProtocolError("busy", f"the worker is busy ({self.max_sessions} sessions on this replica); "
+                                    "try again later", fatal=True)
             hello = await self._handshake(ws)
             prepared = await self.prepared_avatar(hello["avatar"])
             kp = prepared.keypoints.numpy()
@@ -302,19 +365,24 @@ class AvatarWorker:
             await self._refuse(ws, ProtocolError("timeout", "nothing received for too long; reconnect", True))
         except WebSocketDisconnect:
             pass
+        finally:
+            self.sessions -= 1
 
     async def _handshake(self, ws: WebSocket) -> dict:
-        """Token, hello, and the avatar upload if this cluster has never seen the avatar."""
+        """Token, challenge, hello with its proof of holding the avatar file; the file itself when the
+        proof does not hold (never seen, forgotten, or only the id known: the caller cannot tell which)."""
         given = ws.headers.get(wire.TOKEN_HEADER, "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(token_digest(given), self._token_sha256):
             raise ProtocolError("unauthorized", "wrong or missing token; use the token the server was started "
-                                "with (--token or $AVATARCAM_TOKEN)", fatal=True)
+                                "with ($AVATARCAM_TOKEN or --token-file)", fatal=True)
+        nonce = secrets.token_hex(32)
+        await ws.send_text(wire.control("challenge", nonce=nonce))
         msg = await asyncio.wait_for(_receive(ws), HELLO_TIMEOUT_S)
         hello = wire.parse_control(msg.get("text") or "", ("hello",))
         routed = ws.headers.get(wire.MULTIPLEX_HEADER)
         if routed is not None and routed != hello["avatar"]:
             raise ProtocolError("bad_message", f"the {wire.MULTIPLEX_HEADER} header must be the avatar id", fatal=True)
-        if not await self.store.has.remote(hello["avatar"]):
+        if not await self.store.verify.remote(hello["avatar"], nonce, hello["proof"]):
             await ws.send_text(wire.control("need_avatar", avatar=hello["avatar"]))
             upload = await asyncio.wait_for(_receive(ws), HELLO_TIMEOUT_S)
             data = wire.unpack_frame(upload.get("bytes") or b"", (Kind.AVATAR,)).payload
@@ -335,12 +403,13 @@ class AvatarWorker:
 
 def build_app(checkpoint: str, token: str, *, replicas: int = 1, gpus_per_replica: float = 0.0,
               cpus_per_replica: float = 1.0, engine: dict | None = None, max_batch: int = MAX_BATCH,
-              torch_threads: int = 0, batch_wait_s: float = BATCH_WAIT_S):
-    """The Serve application: ``replicas`` AvatarWorkers sharing one AvatarStore."""
-    worker = AvatarWorker.options(num_replicas=replicas,
+              torch_threads: int = 0, batch_wait_s: float = BATCH_WAIT_S, max_sessions: int = SESSIONS_PER_REPLICA):
+    """The Serve application: ``replicas`` AvatarWorkers sharing one AvatarStore. Only the token's
+    digest goes into the deployment's arguments."""
+    worker = AvatarWorker.options(num_replicas=replicas, max_ongoing_requests=max_sessions + BUSY_HEADROOM,
                                   ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica})
     return worker.bind(str(checkpoint), AvatarStore.bind(), token_digest(token), engine or {}, max_batch,
-                       torch_threads, batch_wait_s)
+                       torch_threads, batch_wait_s, max_sessions)
 
 
 def start(application, host: str = "127.0.0.1", port: int = 8000) -> None:
