@@ -64,10 +64,10 @@ class DetailTransfer:
         d = self.side
         flow = F.interpolate(motion.deformation[:1].to(self.device).float().permute(0, 3, 1, 2), size=(d, d),
                              mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+        # zeros padding: where the flow points outside the source, nothing is added
         moved = F.grid_sample(self.detail, flow, mode="bilinear", padding_mode="zeros", align_corners=False)
-        visible = (flow.abs() <= 1).all(dim=-1)[:, None].float()  # the flow points inside the source
-        if motion.occlusion_map is not None:
-            visible = visible * F.interpolate(motion.occlusion_map[:1].to(self.device).float(), size=(d, d),
-                                              mode="bilinear", align_corners=False)
-        out = (up + self.strength * visible * moved).clamp_(0, 1)
+        if motion.occlusion_map is not None:  # only where the source is visible
+            moved = moved * F.interpolate(motion.occlusion_map[:1].to(self.device).float(), size=(d, d),
+                                          mode="bilinear", align_corners=False)
+        out = torch.add(up, moved, alpha=self.strength).clamp_(0, 1)
         return out[0].permute(1, 2, 0).cpu().numpy()

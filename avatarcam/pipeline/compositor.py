@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..engine.dense_motion import MotionField
+from ..engine.detail import DetailTransfer
+from ..imaging import to_uint8
 from .avatar_picture import AvatarPicture
 from .crop import crop_transform
 from .pictures import Box, covering_box, draw_ai_label, fitted_box, place
@@ -169,3 +172,37 @@ class Compositor:
             out = cv2.flip(out, 1)
             box = (self.size[0] - box[0] - box[2], box[1], box[2], box[3])
         return draw_ai_label(out, box, copy=False) if ai_label else out
+
+
+class OutputStage:
+    """The worker's output step for the live settings it is given each frame: the compositor for
+    the current layout and size (rebuilt when either changes) and, when asked, detail transfer
+    (``engine/detail.py``) on the model's device, prepared once per avatar and layout."""
+
+    def __init__(self) -> None:
+        self.compositor: Compositor | None = None
+        self._detail: tuple[AvatarPicture, Compositor, DetailTransfer] | None = None
+
+    def _compositor(self, layout: str, size: tuple[int, int]) -> Compositor:
+        comp = self.compositor
+        if comp is None or comp.layout != layout or comp.size != (int(size[0]), int(size[1])):
+            comp = self.compositor = Compositor(layout, size)
+            self._detail = None
+        return comp
+
+    def picture(self, avatar: AvatarPicture, animated: np.ndarray, motion: MotionField | None, *,
+                layout: str, size: tuple[int, int]) -> np.ndarray:
+        """What to paste for this frame: the model's picture (uint8), or with a motion field given, the
+        crop at its output resolution with the avatar's own detail added (uint8)."""
+        if motion is None or layout == "face":
+            return animated
+        comp = self._compositor(layout, size)
+        hit = self._detail
+        if hit is None or hit[0] is not avatar or hit[1] is not comp:
+            device = motion.deformation.device
+            hit = self._detail = (avatar, comp, DetailTransfer(comp.detail_crop(avatar), avatar.size, device))
+        return to_uint8(hit[2].apply(animated, motion))
+
+    def compose(self, avatar: AvatarPicture, picture: np.ndarray | None, *, layout: str, size: tuple[int, int],
+                mirror: bool = False, ai_label: bool = True) -> np.ndarray:
+        return self._compositor(layout, size).compose(avatar, picture, mirror=mirror, ai_label=ai_label)
