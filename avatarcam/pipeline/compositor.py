@@ -23,10 +23,10 @@ from ..engine.dense_motion import MotionField
 from ..engine.detail import DetailTransfer
 from ..imaging import to_uint8
 from .avatar_picture import AvatarPicture
+from .config import OUTPUT_LAYOUTS
 from .crop import crop_transform
 from .pictures import Box, covering_box, draw_ai_label, fitted_box, place
 
-OUTPUT_LAYOUTS = ("picture", "fit", "face")  # cover the output | whole picture, padded | the model's square
 FEATHER = 0.12  # the mask's soft ramp, as a fraction of the crop's side
 MAX_DETAIL_SIDE = 1024  # detail transfer works on the crop at its output resolution, at most this
 

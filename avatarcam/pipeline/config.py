@@ -15,9 +15,11 @@ from ..engine.options import BACKENDS, DEVICES, NEUTRAL_WINDOW_RANGE, PRECISIONS
 from ..errors import AvatarcamError
 
 FRAMINGS = ("auto", "manual")  # follow the face | fixed centred crop
+# the avatar picture covers the output (never bars) | the whole picture, padded | the model's square alone
+OUTPUT_LAYOUTS = ("picture", "fit", "face")
 DETECTORS = ("auto", "face-alignment", "lbp")
 CAPTURE_SIZES = ((640, 480), (1280, 720), (960, 540), (320, 240), (1920, 1080))
-VCAM_SIZES = ((640, 480), (1280, 720), (960, 540), (512, 512), (256, 256))
+VCAM_SIZES = ((1280, 720), (640, 480), (1920, 1080), (960, 540), (512, 512), (256, 256))
 ZOOM_RANGE = (0.3, 4.0)
 OFFSET_RANGE = (-1.0, 1.0)  # crop shift, in crop sides
 STABILIZE_RANGE = (0.0, 1.0)
@@ -66,7 +68,9 @@ class PipelineConfig:
     stabilize: float = field(default=0.5, metadata={"range": STABILIZE_RANGE})
     auto_calibrate_seconds: float = field(default=3.0, metadata={"range": AUTO_CALIBRATE_RANGE})
     vcam: bool = True
-    vcam_size: tuple[int, int] = field(default=(640, 480), metadata={"range": SIZE_RANGE})
+    vcam_size: tuple[int, int] = field(default=(1280, 720), metadata={"range": SIZE_RANGE})
+    output_layout: str = field(default="picture", metadata={"choices": OUTPUT_LAYOUTS})
+    avatar_detail: bool = False
     vcam_fps: float = field(default=30.0, metadata={"range": FPS_RANGE})
     vcam_backend: str | None = field(default=None, metadata=SESSION_ONLY)
     mirror_output: bool = False

@@ -162,6 +162,13 @@ class FileSink:
     def thread(self) -> threading.Thread:
         return self._thread
 
+    def open(self) -> None:
+        """The file is opened by the constructor (an unusable path fails there, before the stream)."""
+
+    def send(self, frame: np.ndarray) -> None:
+        """The ``Sink`` protocol's name for :meth:`write`."""
+        self.write(frame)
+
     def write(self, frame: np.ndarray) -> None:
         if self.failed:
             return
