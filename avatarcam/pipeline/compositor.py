@@ -206,3 +206,11 @@ class OutputStage:
     def compose(self, avatar: AvatarPicture, picture: np.ndarray | None, *, layout: str, size: tuple[int, int],
                 mirror: bool = False, ai_label: bool = True) -> np.ndarray:
         return self._compositor(layout, size).compose(avatar, picture, mirror=mirror, ai_label=ai_label)
+
+    @staticmethod
+    def passthrough(image: np.ndarray, *, layout: str, size: tuple[int, int], mirror: bool = False) -> np.ndarray:
+        """The camera picture itself at the output size: covering it in the ``picture`` layout (no
+        bars, like a webcam), letterboxed otherwise."""
+        img = image[:, ::-1] if mirror else image
+        box = covering_box(img.shape, size) if layout == "picture" else fitted_box(img.shape, size)
+        return place(img, box, size)

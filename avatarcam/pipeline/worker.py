@@ -20,7 +20,6 @@ from .capture import CaptureThread, Frame
 from .compositor import OutputStage
 from .config import PipelineConfig
 from .framing import FaceFramer, FramingResult
-from .pictures import letterbox
 from .stabilizer import KeypointStabilizer
 
 
@@ -165,7 +164,8 @@ class InferenceWorker(threading.Thread):
     def _output(self, frame: Frame, avatar: AvatarPicture) -> np.ndarray:
         cfg = self.config
         if cfg.passthrough:
-            return letterbox(frame.image, cfg.vcam_size, cfg.mirror_output)
+            return self.stage.passthrough(frame.image, layout=cfg.output_layout, size=cfg.vcam_size,
+                                          mirror=cfg.mirror_output)
         # no face: hold the last good picture (or the still avatar), never garbage
         return self.stage.compose(avatar, self._last_result, layout=cfg.output_layout, size=cfg.vcam_size,
                                   mirror=cfg.mirror_output, ai_label=cfg.ai_label)
