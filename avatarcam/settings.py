@@ -1,7 +1,8 @@
 """User settings: a small JSON file in the user's config folder.
 
 Qt-free. ``Settings`` is the pipeline's ``PipelineConfig`` plus the window's own preferences, so
-every range and choice comes from ``pipeline/config.py``. Loading never fails: a corrupt file is
+every range and choice comes from ``pipeline/config.py``; each field declares (``declare``) whether a
+change applies live or restarts the pipeline. Loading never fails: a corrupt file is
 moved aside (``settings.json.corrupt-<time>``) and defaults are used; unknown keys are ignored and
 bad values replaced by their defaults. Saving is atomic; a folder that cannot be written gives a
 notice string, never an exception.
@@ -19,7 +20,17 @@ from typing import Any
 from . import paths
 from .engine.options import DEVICES, PRECISIONS
 from .errors import AvatarcamError
-from .pipeline.config import CAPTURE_SIZES, DETECTORS, FRAMINGS, VCAM_SIZES, PipelineConfig, check_value
+from .pipeline.config import (
+    CAPTURE_SIZES,
+    DETECTORS,
+    FRAMINGS,
+    LIVE,
+    RESTART,
+    VCAM_SIZES,
+    PipelineConfig,
+    check_value,
+    declare,
+)
 
 SETTINGS_NAME = "settings.json"
 MAX_SETTINGS_BYTES = 1 << 20
@@ -31,15 +42,21 @@ MODEL_PLACES = ("local", "remote")  # the model runs on this computer | an `avat
 class Settings(PipelineConfig):
     """Everything the user can set: the pipeline's config plus UI preferences; defaults are the defaults."""
 
-    mirror_preview: bool = True
-    overlay: bool = False
-    overlay_opacity: float = field(default=0.4, metadata={"range": OVERLAY_OPACITY_RANGE})
-    show_stats: bool = False
-    record_dir: str | None = None  # None = the user's videos folder
-    consent_seen: bool = False  # the window's first-run notice about consent was read
-    model_on: str = field(default="local", metadata={"choices": MODEL_PLACES})
-    remote_url: str | None = None  # ws://host:port of the worker (docs/remote.md)
-    remote_token: str | None = None  # None = $AVATARCAM_TOKEN; kept in the settings file like the rest
+    # The window's own preferences: the keys (O, Z, I...) change them while it runs, and the record
+    # folder and the consent notice are read when used, so all apply live.
+    mirror_preview: bool = field(default=True, metadata=declare(LIVE))
+    overlay: bool = field(default=False, metadata=declare(LIVE))
+    overlay_opacity: float = field(default=0.4, metadata=declare(LIVE, range=OVERLAY_OPACITY_RANGE))
+    show_stats: bool = field(default=False, metadata=declare(LIVE))
+    record_dir: str | None = field(default=None, metadata=declare(LIVE))  # None = the user's videos folder
+    consent_seen: bool = field(default=False, metadata=declare(LIVE))  # the first-run consent notice was read
+    # Where the model runs is chosen when the pipeline starts: a change restarts it.
+    model_on: str = field(default="local", metadata=declare(
+        RESTART, choices=MODEL_PLACES, label="Model runs on", group="Model"))
+    remote_url: str | None = field(default=None, metadata=declare(  # ws://host:port (docs/remote.md)
+        RESTART, label="Worker address", group="Model"))
+    remote_token: str | None = field(default=None, metadata=declare(  # None = $AVATARCAM_TOKEN
+        RESTART, label="Worker token", group="Model", secret=True))
 
     def copy(self, **changes: Any) -> Settings:
         return replace(self, **changes)

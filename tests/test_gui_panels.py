@@ -27,7 +27,7 @@ def test_a_bad_checkpoint_file_is_refused_on_the_panel(qtbot, make_window, clip,
     bad = tmp_path / "bad.pth.tar"
     bad.write_bytes(b"not a checkpoint at all")
     w.use_checkpoint(str(bad))
-    qtbot.waitUntil(lambda: "bad.pth.tar" in w.ui.checkpoint_panel.status.text(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "bad.pth.tar" in w.ui.checkpoint_panel.detail.text(), timeout=TIMEOUT_MS)
     assert w.ui.stack.currentIndex() == PAGE_CHECKPOINT and w.pipeline is None
     assert load_settings()[0].checkpoint is None  # the refused file was not saved
 

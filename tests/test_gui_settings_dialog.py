@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 from gui_support import TIMEOUT_MS
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox
 
 from avatarcam.engine.options import BACKENDS, DEVICES, PRECISIONS
-from avatarcam.gui.settings_dialog import AI_LABEL_TEXT, SettingsDialog
+from avatarcam.gui.settings_dialog import AI_LABEL_TEXT, SettingsDialog, dialog_groups
+from avatarcam.pipeline.config import LIVE, changed_fields
 from avatarcam.settings import Settings, load_settings
 
 pytest_plugins = ("gui_fixtures",)
@@ -93,3 +97,52 @@ def test_turning_the_ai_label_off_applies_without_a_restart(qtbot, live_window):
     w.apply_settings(w.settings.copy(ai_label=False))
     assert w.controller.generation == gen and w.pipeline is pipeline and not pipeline.config.ai_label
     assert load_settings()[0].ai_label is False
+
+
+def test_changing_where_the_model_runs_restarts_the_pipeline_with_a_notice(qtbot, live_window):
+    w = live_window
+    gen = w.controller.generation
+    dlg = SettingsDialog(w.settings, w)
+    dlg.model_on.setCurrentIndex(dlg.model_on.findData("remote"))
+    w.apply_settings(dlg.result_settings())
+    dlg.reject()
+    assert w.controller.generation == gen + 1  # a restart, not a setting saved for later
+    assert w.ui.notice_bar.label.text() == "Restarting the pipeline to apply: Model runs on."
+    assert load_settings()[0].model_on == "remote"
+
+
+def test_live_fields_reach_the_running_pipeline_without_a_restart(qtbot, live_window):
+    w = live_window
+    gen, pipeline = w.controller.generation, w.pipeline
+    w.apply_settings(w.settings.copy(relative=False, stabilize=0.2, framing="manual", mirror_output=True))
+    assert w.controller.generation == gen and w.pipeline is pipeline
+    cfg = pipeline.config
+    assert (cfg.relative, cfg.stabilize, cfg.framing, cfg.mirror_output) == (False, 0.2, "manual", True)
+    assert w.ui.actions.mirror.isChecked()
+    assert set(w.live_setters()) == {spec.name for spec in fields(Settings) if spec.metadata["apply"] == LIVE}
+
+
+def _edit(widget) -> None:
+    """Change an editor of the dialog to another value than the one it shows."""
+    if isinstance(widget, QCheckBox):
+        widget.setChecked(not widget.isChecked())
+    elif isinstance(widget, QComboBox) and widget.isEditable():
+        widget.setEditText("/videos/other.mp4")
+    elif isinstance(widget, QComboBox):
+        widget.setCurrentIndex((widget.currentIndex() + 1) % widget.count())
+    elif isinstance(widget, QDoubleSpinBox):
+        widget.setValue(widget.minimum() if widget.value() != widget.minimum() else widget.maximum())
+    else:
+        widget.setText("edited")
+
+
+def test_the_dialog_has_an_editor_for_every_declared_field(qtbot, make_window):
+    w = make_window(Settings(vcam=False), autostart=False)
+    declared = [spec.name for spec in fields(Settings) if spec.metadata.get("group")]
+    assert sorted(spec.name for specs in dialog_groups().values() for spec in specs) == sorted(declared)
+    for name in declared:
+        dlg = SettingsDialog(w.settings, w)
+        _edit(getattr(dlg, name))
+        changed = [spec.name for spec in changed_fields(w.settings, dlg.result_settings())]
+        dlg.reject()
+        assert changed == [name]

@@ -12,48 +12,22 @@ from ..errors import OutputError
 from ..remote.cli import add_client_arguments, await_worker, connect_from_args
 
 HELP = "Animate an avatar with your webcam into a virtual camera (no window)."
-RECORD_HELP = ("also record the output to this mp4: every output frame exactly once, played back at --fps "
-               "(not padded to real time, so when the model makes fewer frames a second than --fps the "
-               "recording plays faster than it happened); tagged as synthetic video")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..pipeline.config import BACKENDS, DETECTORS, DEVICES, FRAMINGS, PRECISIONS, arg_type
+    from ..pipeline.config import add_config_arguments
 
-    parser.add_argument("--avatar", metavar="PATH", help="portrait to animate (default: the first bundled avatar)")
-    parser.add_argument("--camera", default="0", metavar="0|PATH|URL",
-                        help="camera index, video file or stream URL (default: 0)")
-    parser.add_argument("--checkpoint", metavar="PATH", help="model weights (default: found automatically)")
-    parser.add_argument("--vcam", action=argparse.BooleanOptionalAction, default=True,
-                        help="send the avatar to the virtual camera (default: on)")
-    parser.add_argument("--record", metavar="OUT.mp4", help=RECORD_HELP)
-    parser.add_argument("--max-frames", type=arg_type("max_frames"), default=0, metavar="N",
-                        help="stop after exactly N output frames (a recording then holds exactly N frames)")
-    add_ai_label_argument(parser)
-    parser.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="model precision (default: auto)")
-    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime (default: auto)")
-    parser.add_argument("--size", type=arg_type("vcam_size"), default=(640, 480), metavar="WxH",
-                        help="camera and virtual camera size (default: 640x480)")
-    parser.add_argument("--fps", type=arg_type("vcam_fps"), default=30.0,
-                        help="camera and virtual camera fps (default: 30)")
-    parser.add_argument("--detector", default="auto", choices=DETECTORS,
-                        help="face detector for framing (default: auto = face-alignment if its weights "
-                             "are cached, else lbp)")
-    parser.add_argument("--framing", default="auto", choices=FRAMINGS,
-                        help="auto: follow the face; manual: fixed centred crop")
-    parser.add_argument("--no-stabilize", action="store_true", help="turn off keypoint smoothing")
-    parser.add_argument("--mirror", action="store_true", help="mirror the output left-right")
-    parser.add_argument("--passthrough", action="store_true", help="send the real camera picture (no avatar)")
-    parser.add_argument("--no-loop", action="store_true", help="a video file as camera stops at its end")
+    add_config_arguments(parser)  # every field of PipelineConfig declared with a flag (pipeline/config.py)
+    parser.add_argument("--no-stabilize", dest="stabilize", action="store_const", const=0.0,
+                        help="turn off keypoint smoothing (--stabilize 0)")
     add_client_arguments(parser)  # --remote URL --token T ...: the model step on an `avatarcam serve` worker
 
 
 def add_ai_label_argument(parser: argparse.ArgumentParser) -> None:
     """``--ai-label/--no-ai-label``, shared by ``run`` and ``animate``."""
-    parser.add_argument("--ai-label", action=argparse.BooleanOptionalAction, default=True,
-                        help="draw a small 'AI' label in the corner of every animated frame sent out or recorded, "
-                             "so viewers can tell the picture is generated (default: on)")
+    from ..pipeline.config import add_config_arguments
+
+    add_config_arguments(parser, names=("ai_label",))
 
 
 def _status_line(stats) -> str:
@@ -63,15 +37,10 @@ def _status_line(stats) -> str:
 
 
 def _config(args: argparse.Namespace):
-    from ..pipeline import PipelineConfig
+    """The pipeline's config from the declared options; the virtual camera is opened by ``_open_vcam``."""
+    from ..pipeline.config import config_from_args
 
-    return PipelineConfig(camera=args.camera, capture_size=args.size, capture_fps=args.fps,
-                          loop_video=not args.no_loop, checkpoint=args.checkpoint, device=args.device,
-                          precision=args.precision, backend=args.backend, avatar=args.avatar,
-                          framing=args.framing, detector=args.detector,
-                          stabilize=0.0 if args.no_stabilize else PipelineConfig.stabilize, vcam=False,
-                          vcam_size=args.size, vcam_fps=args.fps, mirror_output=args.mirror, record=args.record,
-                          passthrough=args.passthrough, max_frames=args.max_frames, ai_label=args.ai_label)
+    return config_from_args(args, vcam=False)
 
 
 def _open_vcam(pipeline, args: argparse.Namespace, say) -> bool:

@@ -7,6 +7,7 @@ line that names the file and the fix.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import zipfile
@@ -24,6 +25,8 @@ from .generator import OcclusionAwareGenerator
 from .keypoint_detector import KeypointDetector
 from .layout import FACE_DOMAIN, config_from_state_dicts, config_name, domain_of
 from .sniff import sniff_header
+
+log = logging.getLogger("avatarcam.engine")
 
 MODULES = ("kp_detector", "generator")
 CONFIG_KEY = "avatarcam_config"  # optional: architecture of a non-vox-256 (test) model
@@ -74,9 +77,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Mapping]:
         if "weights_only" in str(err) or "Unsupported global" in str(err):
             raise CheckpointError(f"{path}: refused, the file contains Python code or objects that would run "
                                   f"on loading; use the official {CHECKPOINT_NAME}.") from None
-        raise CheckpointError(f"{path}: corrupt checkpoint ({_short(err)}); {where_to_get()}.") from None
+        log.debug("unpickling %s failed: %s", path, _short(err))  # torch's words are for a bug report, not the user
+        raise CheckpointError(f"{path}: corrupt checkpoint; delete it and {where_to_get()}.") from None
     except (EOFError, zipfile.BadZipFile, RuntimeError, ValueError, OSError, MemoryError) as err:
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({_short(err)}); "
+        log.debug("loading %s failed: %s", path, _short(err))
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint (an interrupted download?); "
                               f"delete it and {where_to_get()}.") from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a checkpoint dict with "

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from PyQt6.QtCore import QEvent, QObject
+from PyQt6.QtCore import QEvent, QObject, QSize, Qt
 from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
     QComboBox,
     QDialog,
+    QDialogButtonBox,
+    QGridLayout,
+    QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QTableWidget,
-    QTableWidgetItem,
+    QScrollArea,
     QTextEdit,
     QVBoxLayout,
     QWidget,
@@ -20,6 +22,7 @@ from PyQt6.QtWidgets import (
 
 from . import keymap
 
+KEYMAP_SIZE = QSize(720, 600)  # fits a 1366x768 laptop screen with its panel and title bar
 TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox)  # keys go to these, not to the key map
 
 
@@ -51,20 +54,34 @@ class HotkeyFilter(QObject):
 
 
 class KeyMapDialog(QDialog):
+    """F1: every key and what it does, in wrapped lines that scroll, with a Close button."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("avatarcam keys")
-        rows = keymap.help_rows()
-        table = QTableWidget(len(rows), 2)
-        table.setHorizontalHeaderLabels(["Key", "Action"])
-        table.verticalHeader().hide()
-        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
-        for i, (keys, text) in enumerate(rows):
-            table.setItem(i, 0, QTableWidgetItem(keys))
-            table.setItem(i, 1, QTableWidgetItem(text))
-        table.resizeColumnsToContents()
-        table.horizontalHeader().setStretchLastSection(True)
+        grid_widget = QWidget()
+        grid = QGridLayout(grid_widget)
+        grid.setHorizontalSpacing(16)
+        grid.setColumnStretch(1, 1)
+        for column, title in enumerate(("Key", "Action")):
+            header = QLabel(f"<b>{title}</b>")
+            grid.addWidget(header, 0, column)
+        for row, (keys, text) in enumerate(keymap.help_rows(), start=1):
+            key = QLabel(keys)
+            key.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+            action = QLabel(text)
+            action.setWordWrap(True)
+            grid.addWidget(key, row, 0, Qt.AlignmentFlag.AlignTop)
+            grid.addWidget(action, row, 1)
+        grid.setRowStretch(grid.rowCount(), 1)
+        scroll = QScrollArea()
+        scroll.setWidget(grid_widget)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        self.close_button = buttons.button(QDialogButtonBox.StandardButton.Close)
         layout = QVBoxLayout(self)
-        layout.addWidget(table)
-        self.resize(720, 640)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(buttons)
+        self.resize(KEYMAP_SIZE)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PyQt6.QtCore import Qt
-from PyQt6.QtGui import QAction
+from PyQt6.QtCore import QSize, Qt
+from PyQt6.QtGui import QAction, QPainter
 from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -25,7 +25,7 @@ from . import keymap
 from .consent import ConsentBar
 from .gallery import Gallery
 from .match_meter import MatchMeter
-from .panels import CameraPanel, MissingCheckpointPanel, NoticeBar
+from .panels import CameraPanel, MissingCheckpointPanel, NoticeStack
 from .previews import CameraView, OutputView
 
 PAGE_LIVE, PAGE_CHECKPOINT, PAGE_CAMERA = 0, 1, 2  # the pages of WindowWidgets.stack, in this order
@@ -73,7 +73,7 @@ class WindowWidgets:
     stack: QStackedWidget  # PAGE_LIVE, PAGE_CHECKPOINT, PAGE_CAMERA
     checkpoint_panel: MissingCheckpointPanel
     camera_panel: CameraPanel
-    notice_bar: NoticeBar
+    notice_bar: NoticeStack  # the banners, stacked: a new one never hides an older one
     consent_bar: ConsentBar  # the first-run notice about consent
     status_state: QLabel
     status_labels: dict[str, QLabel]  # STATUS_FIELDS keys
@@ -143,9 +143,43 @@ def _live_page(output_view: OutputView, camera_view: CameraView, hint: QLabel, m
     return live
 
 
+class ElidedLabel(QLabel):
+    """A one-line label that never widens its window: a text too long for it is shown cut with "..."
+    and whole in its tooltip."""
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(0, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return self.minimumSizeHint()
+
+    def fits(self) -> bool:
+        return self.fontMetrics().horizontalAdvance(self.text()) <= self.contentsRect().width()
+
+    def setText(self, text: str) -> None:  # noqa: N802
+        super().setText(text)
+        self._update_tip()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._update_tip()
+
+    def _update_tip(self) -> None:
+        self.setToolTip("" if self.fits() else self.text())
+
+    def shown_text(self) -> str:
+        """The text as drawn: elided to the label's width."""
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        self.style().drawItemText(painter, self.contentsRect(), int(self.alignment()), self.palette(), self.isEnabled(),
+                                  self.shown_text(), self.foregroundRole())
+
+
 def _status_bar(window: QMainWindow) -> tuple[QLabel, dict[str, QLabel]]:
     bar = window.statusBar()
-    state = QLabel("Starting...")
+    state = ElidedLabel("Starting...")
     bar.addWidget(state, 1)
     labels: dict[str, QLabel] = {}
     for key, tip in STATUS_FIELDS:
@@ -169,7 +203,7 @@ def build_window(window: QMainWindow, settings: Settings) -> WindowWidgets:
     stack = QStackedWidget()
     for page in (_live_page(output_view, camera_view, hint, meter), checkpoint_panel, camera_panel):
         stack.addWidget(page)
-    gallery, notice_bar, consent_bar = Gallery(), NoticeBar(), ConsentBar()
+    gallery, notice_bar, consent_bar = Gallery(), NoticeStack(), ConsentBar()
     center = QWidget()
     column = QVBoxLayout(center)
     column.setContentsMargins(8, 6, 8, 4)

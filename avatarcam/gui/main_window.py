@@ -8,7 +8,9 @@ widgets are built by ``layout.build_window``; the keys are bound by the table in
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PyQt6.QtCore import QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QAction
@@ -19,7 +21,8 @@ from ..errors import AvatarcamError
 from ..imaging import IMAGE_SUFFIXES
 from ..paths import CHECKPOINT_NAME
 from ..pipeline import avatars as avatar_store
-from ..settings import OVERLAY_OPACITY_RANGE, Settings, save_settings
+from ..pipeline.config import RESTART, changed_fields, label_of
+from ..settings import OVERLAY_OPACITY_RANGE, Settings, checkpoint_path, save_settings
 from .consent import CONSENT_TEXT
 from .controller import PipelineController
 from .gc_guard import GuiThreadCollector
@@ -29,9 +32,6 @@ from .panels import CHECKPOINT_FILTER, VIDEO_FILTER
 from .settings_dialog import SettingsDialog
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
-# settings the running pipeline cannot take over: changing one restarts it
-RESTART_FIELDS = ("camera", "capture_size", "checkpoint", "device", "precision", "backend", "framing", "detector",
-                  "relative", "adapt_scale", "stabilize", "vcam_size", "vcam_fps")
 MESSAGE_S = 6.0  # how long a message that matters holds the status line against the stats timer
 SAVED_MESSAGE_S = 20.0  # "Saved <path>": long enough to read and copy the path
 SAVE_DELAY_MS = 1000  # crop keys repeat: the settings file is written once they stop
@@ -78,7 +78,7 @@ def status_line(st, live_page: bool = True) -> str:
 
 def stats_text(st, fps: float, remote=None) -> str:
     """The statistics overlay of the output preview (I key); ``fps`` counts animated frames;
-    ``remote``: a RemoteAnimator's stats when the model runs on a worker."""
+    ``remote``: the animator's link figures (``link_stats()``) when the model runs on a worker."""
     link = []
     if remote is not None:
         state = f"{remote.state} ({remote.path})" if remote.state == "connected" and remote.path else remote.state
@@ -88,6 +88,11 @@ def stats_text(st, fps: float, remote=None) -> str:
         f"dropped   {st.dropped:6d}", f"frames    {st.frames_out:6d}", f"camera    {st.camera_state}",
         f"vcam      {st.vcam_state}", f"device    {st.device} {st.precision}",
         f"calibrated {'yes' if st.calibrated else 'no'}", *link])
+
+
+def restart_notice(changed: list) -> str:
+    """The one line shown when a settings change restarts the pipeline."""
+    return f"Restarting the pipeline to apply: {', '.join(label_of(spec) for spec in changed)}."
 
 
 class MainWindow(QMainWindow):
@@ -209,7 +214,7 @@ class MainWindow(QMainWindow):
         ui.status_state.setText(message)
         if kind == "checkpoint":
             ui.status_state.setText("The model checkpoint is missing or unusable: see the panel")
-            ui.checkpoint_panel.set_detail(message)
+            ui.checkpoint_panel.set_detail(message, unusable=checkpoint_path(self.settings).is_file())
             ui.checkpoint_panel.set_busy(False)
             ui.stack.setCurrentIndex(PAGE_CHECKPOINT)
         elif kind == "camera":
@@ -297,17 +302,45 @@ class MainWindow(QMainWindow):
             self.apply_settings(dlg.result_settings())
 
     def apply_settings(self, new: Settings) -> None:
+        """Save ``new``; hand each changed live field (``declare`` in pipeline/config.py) to the
+        running pipeline or preview, and restart the pipeline, saying why, for the others."""
         old, self.settings = self.settings, new
         self.save()
-        if any(getattr(old, f) != getattr(new, f) for f in RESTART_FIELDS) or self.pipeline is None:
-            self.start_pipeline()
+        changed = changed_fields(old, new)
+        setters = self.live_setters()
+        restart = [spec for spec in changed if spec.metadata["apply"] == RESTART or spec.name not in setters]
+        if restart and self.pipeline is not None:
+            self.ui.notice_bar.show_message(restart_notice(restart), "info")
+        if restart or self.pipeline is None:
+            self.start_pipeline()  # the new settings carry the live fields too
             return
-        if old.zoom != new.zoom:
-            self.pipeline.zoom_crop(new.zoom / self.pipeline.crop_zoom)
-        if old.vcam != new.vcam:
-            self.ui.actions.vcam.setChecked(new.vcam)
-        if old.ai_label != new.ai_label:
-            self.pipeline.set_ai_label(new.ai_label)
+        for spec in changed:
+            setters[spec.name](getattr(new, spec.name))
+
+    def live_setters(self) -> dict[str, Callable[[Any], object]]:
+        """How each live field reaches what runs: the pipeline's public setters (a running one
+        only), the toolbar buttons (they show the state), the previews; read-when-used fields need none."""
+        ui, act = self.ui, self.ui.actions
+        views = {"mirror_preview": (ui.camera_view, "mirrored"), "overlay": (ui.camera_view, "show_overlay"),
+                 "overlay_opacity": (ui.camera_view, "overlay_opacity"), "show_stats": (ui.output_view, "show_stats")}
+        setters: dict[str, Callable[[Any], object]] = {
+            name: (lambda value, view=view, attr=attr: (setattr(view, attr, value), view.update()))
+            for name, (view, attr) in views.items()}
+        setters.update(record_dir=lambda _: None, consent_seen=lambda _: None, vcam=act.vcam.setChecked,
+                       mirror_output=act.mirror.setChecked, passthrough=act.passthrough.setChecked,
+                       avatar=self._show_avatar)
+        p = self.pipeline
+        if p is not None:
+            setters.update(framing=p.set_framing_mode, relative=p.set_relative, adapt_scale=p.set_adapt_scale,
+                           stabilize=p.set_stabilize, ai_label=p.set_ai_label,
+                           auto_calibrate_seconds=p.set_auto_calibrate_seconds,
+                           zoom=lambda zoom: p.zoom_crop(zoom / p.crop_zoom),
+                           offset=lambda to: p.move_crop(to[0] - p.crop_offset[0], to[1] - p.crop_offset[1]))
+        return setters
+
+    def _show_avatar(self, path: str | None) -> None:
+        self.reload_avatars(keep=path)
+        self.pick_avatar(self.current_avatar)
 
     # checkpoint / camera panels -------------------------------------------------------------
     def locate_checkpoint(self) -> None:
@@ -325,8 +358,8 @@ class MainWindow(QMainWindow):
             return
         panel = self.ui.checkpoint_panel
         if error:
-            panel.set_busy(False, error)
-            panel.set_detail(error)
+            panel.set_busy(False)
+            panel.set_detail(error, unusable=True)
             return
         panel.set_busy(False, "Loaded. Starting...")
         self.settings = self.settings.copy(checkpoint=str(Path(path).expanduser().resolve()))

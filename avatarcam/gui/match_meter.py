@@ -8,13 +8,14 @@ seconds (a timed message: the stats timer never overwrites it).
 
 from __future__ import annotations
 
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..engine.neutral import AUTO, FIND_BEST, MatchReading
 
 LEVELS = ((70.0, "good", "#3aa55d"), (40.0, "fair", "#e0a030"), (0.0, "poor", "#d9534f"))  # (from %, name, colour)
 CONFIRM_MS = 3000  # how long "better frame" stays readable
+WIDEST_READING = "100 : 100 %"  # the percentage label is this wide, so the bar does not jump
 
 
 def match_level(match: float) -> tuple[str, str]:
@@ -37,8 +38,13 @@ class MatchMeter(QWidget):
         self.setObjectName("matchMeter")
         self.bar = QProgressBar()
         self.bar.setRange(0, 100)
+        self.bar.setTextVisible(False)  # the number is a label beside the bar, never drawn over it
         self.bar.setToolTip("How well your pose matches the avatar's (the model's own keypoints). "
                             "The neutral pose should match it well.")
+        self.percent = QLabel("")
+        self.percent.setObjectName("matchPercent")
+        self.percent.setMinimumWidth(self.percent.fontMetrics().horizontalAdvance(WIDEST_READING) + 4)
+        self.percent.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.mode = QLabel("")
         self.mode.setWordWrap(True)
         self.confirm = QLabel("")
@@ -50,6 +56,7 @@ class MatchMeter(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(QLabel("Pose match"))
         row.addWidget(self.bar, 1)
+        row.addWidget(self.percent)
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
         column.addLayout(row)
@@ -63,13 +70,13 @@ class MatchMeter(QWidget):
         """Update from ``Pipeline.match_reading()`` (None: not running)."""
         if reading is None or reading.match is None:
             self.bar.setValue(0)
-            self.bar.setFormat("no face" if reading is not None else "-")
+            self.percent.setText("no face" if reading is not None else "-")
             self._set_level("")
         else:
             self.bar.setValue(round(reading.match))
             best = reading.best
             show_best = reading.mode == FIND_BEST and best is not None
-            self.bar.setFormat(f"{reading.match:.0f} : {best:.0f} %" if show_best else f"{reading.match:.0f} %")
+            self.percent.setText(f"{reading.match:.0f} : {best:.0f} %" if show_best else f"{reading.match:.0f} %")
             self._set_level(*match_level(reading.match))
         self.mode.setText(mode_text(reading, window_s) if reading is not None else "")
         self._confirm(reading)

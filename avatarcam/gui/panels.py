@@ -23,6 +23,8 @@ from .model_download import ModelDownloadWidget
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)"
 CHECKPOINT_FILTER = f"FOMM checkpoint ({CHECKPOINT_NAME} *.pth.tar *.pth *.tar);;All files (*)"
 PROBE_COUNT = 5
+MISSING_TITLE = "The face-animation model is missing"
+UNUSABLE_TITLE = "The face-animation model could not be loaded"
 
 
 def camera_choices() -> list[tuple[str, str]]:
@@ -116,7 +118,8 @@ class MissingCheckpointPanel(QWidget):
         super().__init__(parent)
         card = _Card()
         b = card.body
-        b.addWidget(_title("The face-animation model is missing"))
+        self.title = _title(MISSING_TITLE)
+        b.addWidget(self.title)
         b.addWidget(_text(
             f"avatarcam needs the First Order Motion Model weights <b>{CHECKPOINT_NAME}</b> (228 MB, "
             f"trained on VoxCeleb by Siarohin et al.). Download it once; it stays on this computer."))
@@ -145,7 +148,11 @@ class MissingCheckpointPanel(QWidget):
         b.addWidget(self.status)
         QVBoxLayout(self).addWidget(_centered(card))
 
-    def set_detail(self, text: str) -> None:
+    def set_detail(self, text: str, *, unusable: bool = False) -> None:
+        """Why no model runs; ``unusable``: a file is there but does not load (truncated, corrupt, wrong
+        kind), so the title says so rather than "missing". The line is the engine's CheckpointError,
+        which names the file and the fix and leaves library internals out (engine/checkpoint.py)."""
+        self.title.setText(UNUSABLE_TITLE if unusable else MISSING_TITLE)
         self.detail.setText(text)
         self.detail.setVisible(bool(text))
 
@@ -219,7 +226,7 @@ class CameraPanel(QWidget):
 
 
 class NoticeBar(QFrame):
-    """A dismissable one-line message above the previews (e.g. the virtual-camera fix)."""
+    """A dismissable message above the previews (e.g. the virtual-camera fix); the text wraps."""
 
     dismissed = pyqtSignal()  # the user closed it
 
@@ -249,3 +256,49 @@ class NoticeBar(QFrame):
         self.label.setText(text)
         self.show()
 
+
+
+class NoticeStack(QWidget):
+    """The banners above the previews, newest on top: a new message never hides one the user has not
+    dismissed (the virtual-camera fix stays while a later notice comes and goes). A repeated text is
+    shown once; past ``MAX_NOTICES`` the oldest info banner goes first, then the oldest."""
+
+    MAX_NOTICES = 3
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.column = QVBoxLayout(self)
+        self.column.setContentsMargins(0, 0, 0, 0)
+        self.column.setSpacing(4)
+        self.bars: list[NoticeBar] = []  # newest first
+        self._empty = QLabel("")
+        self.hide()
+
+    @property
+    def label(self) -> QLabel:
+        """The newest banner's text label."""
+        return self.bars[0].label if self.bars else self._empty
+
+    def texts(self) -> list[str]:
+        return [bar.label.text() for bar in self.bars]
+
+    def show_message(self, text: str, level: str = "warning") -> None:
+        for bar in [bar for bar in self.bars if bar.label.text() == text]:
+            self._remove(bar)
+        bar = NoticeBar(self)
+        bar.show_message(text, level)
+        bar.dismissed.connect(lambda bar=bar: self._remove(bar))
+        self.bars.insert(0, bar)
+        self.column.insertWidget(0, bar)
+        while len(self.bars) > self.MAX_NOTICES:
+            infos = [b for b in self.bars if b.property("level") == "info"]
+            self._remove((infos or self.bars)[-1])
+        self.show()
+
+    def _remove(self, bar: NoticeBar) -> None:
+        if bar in self.bars:
+            self.bars.remove(bar)
+            self.column.removeWidget(bar)
+            bar.hide()
+            bar.deleteLater()
+        self.setVisible(bool(self.bars))

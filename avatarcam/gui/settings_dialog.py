@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -10,30 +14,36 @@ from PyQt6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from ..engine.options import BACKENDS, DEVICES, PRECISIONS
 from ..paths import CHECKPOINT_NAME
-from ..pipeline.config import CAPTURE_SIZES, FPS_RANGE, FRAMINGS, VCAM_SIZES, ZOOM_RANGE
-from ..settings import MODEL_PLACES, Settings
+from ..pipeline.config import label_of
+from ..settings import Settings
 from .panels import CHECKPOINT_FILTER, VIDEO_FILTER, CameraProber
 
-# The choices and ranges the dialog offers are declared once, outside the GUI (engine/options.py,
-# pipeline/config.py, settings.py); only their labels live here.
+# The fields, choices and ranges the dialog offers are declared once, outside the GUI (``declare`` in
+# pipeline/config.py, settings.py); only their labels, placeholders and notes live here.
 DEVICE_LABELS = {"auto": "auto (GPU if available)", "cuda": "cuda (NVIDIA GPU)", "mps": "mps (Apple GPU)"}
 PRECISION_LABELS = {"auto": "auto (fp16 GPU, bf16/fp32 CPU)"}
 BACKEND_LABELS = {"auto": "auto (PyTorch)", "torch": "torch (PyTorch)",
                   "onnx": "onnx (ONNX Runtime; exported once, then cached)"}
+FRAMING_LABELS = {"auto": "auto (follow the face)", "manual": "manual (fixed crop; W/S/U/H/J/K)"}
+CHOICE_LABELS = {"device": DEVICE_LABELS, "precision": PRECISION_LABELS, "backend": BACKEND_LABELS,
+                 "framing": FRAMING_LABELS, "model_on": {"local": "this computer", "remote": "a remote worker"}}
+PLACEHOLDERS = {"checkpoint": f"automatic ({CHECKPOINT_NAME} in the models folder)",
+                "remote_url": "ws://gpu-host:8000 (avatarcam serve)",
+                "remote_token": "the worker's token (default: $AVATARCAM_TOKEN)"}
+TOOLTIPS = {"camera": "A camera index (0, 1, ...), a video file or a stream URL"}
 AI_LABEL_TEXT = ("Draws a small \"AI\" label in a corner of every animated frame that leaves avatarcam (virtual "
                  "camera and recordings), so the people who see it know the video is generated.")
-FRAMING_LABELS = {"auto": "auto (follow the face)", "manual": "manual (fixed crop; W/S/U/H/J/K)"}
+GROUP_NOTES = {"Responsible use": AI_LABEL_TEXT}
 
 
 def _sizes(sizes, current: tuple[int, int]) -> QComboBox:
@@ -77,101 +87,95 @@ def _with_button(field: QWidget, text: str, slot) -> QHBoxLayout:
     return row
 
 
+def dialog_groups(cls: type = Settings) -> dict[str, list]:
+    """{tab title: [field specs]} of every field declared with a ``group``, in declaration order."""
+    groups: dict[str, list] = {}
+    for spec in fields(cls):
+        if spec.metadata.get("group"):
+            groups.setdefault(spec.metadata["group"], []).append(spec)
+    return groups
+
+
+def _editor(spec, value) -> tuple[QWidget, Callable[[], Any]]:
+    """A widget for a declared field and the function that reads the value back."""
+    meta, default = spec.metadata, spec.default
+    if "sizes" in meta:
+        combo = _sizes(meta["sizes"], value)
+        return combo, lambda: size_of(combo)
+    if "choices" in meta:
+        combo = _choice(meta["choices"], value, CHOICE_LABELS.get(spec.name))
+        return combo, combo.currentData
+    if isinstance(default, bool):
+        box = QCheckBox(label_of(spec))
+        box.setChecked(value)
+        return box, box.isChecked
+    if isinstance(default, (int, float)):
+        low, high = meta["range"]
+        fine = high - low <= 10
+        spin = _spin(meta["range"], value, decimals=2 if fine else 0, step=0.1 if fine else 1.0)
+        return spin, lambda: type(default)(spin.value())
+    edit = QLineEdit(value or "")
+    edit.setPlaceholderText(PLACEHOLDERS.get(spec.name, ""))
+    if meta.get("secret"):
+        edit.setEchoMode(QLineEdit.EchoMode.Password)
+    return edit, lambda: edit.text().strip() or None
+
+
 class SettingsDialog(QDialog):
+    """One tab per declared group, one row per declared field (``dialog_groups``); each editor is
+    also an attribute named after its field (``dialog.device``)."""
+
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("avatarcam settings")
         self.setMinimumWidth(520)
         self._original = settings
-        layout = QVBoxLayout(self)
-        for box in (self._camera_box(settings), self._model_box(settings), self._framing_box(settings),
-                    self._vcam_box(settings), self._responsible_box(settings)):
-            layout.addWidget(box)
+        self._readers: dict[str, Callable[[], Any]] = {}
+        self.tabs = QTabWidget()
+        for group, specs in dialog_groups().items():
+            self.tabs.addTab(self._page(group, specs, settings), group)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.buttons = buttons
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
         layout.addWidget(buttons)
         self.prober = CameraProber(self)
         self.prober.done.connect(self._probed)
         self.prober.start()
 
-    def _camera_box(self, s: Settings) -> QGroupBox:
-        box = QGroupBox("Camera")
-        form = QFormLayout(box)
+    def _page(self, group: str, specs: list, settings: Settings) -> QWidget:
+        page = QWidget()
+        column = QVBoxLayout(page)
+        form = QFormLayout()
+        column.addLayout(form)
+        for spec in specs:
+            value = getattr(settings, spec.name)
+            if spec.name == "camera":
+                widget, read = self._camera_editor(value), self.camera_value
+            else:
+                widget, read = _editor(spec, value)
+            widget.setToolTip(TOOLTIPS.get(spec.name) or spec.metadata.get("help") or "")
+            setattr(self, spec.name, widget)
+            self._readers[spec.name] = read
+            extra = {"camera": ("Video file...", self._pick_video),
+                     "checkpoint": ("Browse...", self._pick_checkpoint)}.get(spec.name)
+            row = _with_button(widget, *extra) if extra else widget
+            form.addRow("" if isinstance(widget, QCheckBox) else label_of(spec), row)
+        if group in GROUP_NOTES:
+            note = QLabel(GROUP_NOTES[group])
+            note.setWordWrap(True)
+            note.setObjectName("hint")
+            column.addWidget(note)
+        column.addStretch(1)
+        return page
+
+    def _camera_editor(self, camera: str) -> QComboBox:
         self.camera = QComboBox()
         self.camera.setEditable(True)
-        self.camera.setToolTip("A camera index (0, 1, ...), a video file or a stream URL")
-        self.camera.addItem(f"Camera {s.camera}" if s.camera.isdigit() else s.camera, s.camera)
-        form.addRow("Source", _with_button(self.camera, "Video file...", self._pick_video))
-        self.capture_size = _sizes(CAPTURE_SIZES, s.capture_size)
-        form.addRow("Capture size", self.capture_size)
-        return box
-
-    def _model_box(self, s: Settings) -> QGroupBox:
-        box = QGroupBox("Model")
-        form = QFormLayout(box)
-        self.checkpoint = QLineEdit(s.checkpoint or "")
-        self.checkpoint.setPlaceholderText(f"automatic ({CHECKPOINT_NAME} in the models folder)")
-        form.addRow("Checkpoint", _with_button(self.checkpoint, "Browse...", self._pick_checkpoint))
-        self.device = _choice(DEVICES, s.device, DEVICE_LABELS)
-        form.addRow("Device", self.device)
-        self.precision = _choice(PRECISIONS, s.precision, PRECISION_LABELS)
-        form.addRow("Precision", self.precision)
-        self.backend = _choice(BACKENDS, s.backend, BACKEND_LABELS)
-        self.backend.setToolTip("The runtime that runs the model; onnx needs onnxruntime (pip install onnxruntime)")
-        form.addRow("Runtime", self.backend)
-        self.relative = QCheckBox("Relative motion (recommended)")
-        self.relative.setChecked(s.relative)
-        self.relative.setToolTip("Move the avatar by how your face moves from the calibrated pose")
-        form.addRow("", self.relative)
-        self.adapt_scale = QCheckBox("Adapt movement scale to the avatar")
-        self.adapt_scale.setChecked(s.adapt_scale)
-        form.addRow("", self.adapt_scale)
-        self.model_on = _choice(MODEL_PLACES, s.model_on, {"local": "this computer", "remote": "a remote worker"})
-        form.addRow("Model runs on", self.model_on)
-        self.remote_url = QLineEdit(s.remote_url or "")
-        self.remote_url.setPlaceholderText("ws://gpu-host:8000 (avatarcam serve)")
-        form.addRow("Worker address", self.remote_url)
-        self.remote_token = QLineEdit(s.remote_token or "")
-        self.remote_token.setEchoMode(QLineEdit.EchoMode.Password)
-        self.remote_token.setPlaceholderText("the worker's token (default: $AVATARCAM_TOKEN)")
-        form.addRow("Worker token", self.remote_token)
-        return box
-
-    def _framing_box(self, s: Settings) -> QGroupBox:
-        box = QGroupBox("Face framing")
-        form = QFormLayout(box)
-        self.framing = _choice(FRAMINGS, s.framing, FRAMING_LABELS)
-        form.addRow("Mode", self.framing)
-        self.zoom = _spin(ZOOM_RANGE, s.zoom, decimals=2, step=0.1)
-        form.addRow("Zoom", self.zoom)
-        return box
-
-    def _vcam_box(self, s: Settings) -> QGroupBox:
-        box = QGroupBox("Virtual camera")
-        form = QFormLayout(box)
-        self.vcam = QCheckBox("Send the output to the virtual camera")
-        self.vcam.setChecked(s.vcam)
-        form.addRow("", self.vcam)
-        self.vcam_size = _sizes(VCAM_SIZES, s.vcam_size)
-        form.addRow("Size", self.vcam_size)
-        self.vcam_fps = _spin(FPS_RANGE, s.vcam_fps, decimals=0)
-        form.addRow("Frame rate", self.vcam_fps)
-        return box
-
-    def _responsible_box(self, s: Settings) -> QGroupBox:
-        """The AI-label switch, with a sentence on what it does (the field lives in pipeline/config.py)."""
-        explanation = QLabel(AI_LABEL_TEXT)
-        explanation.setWordWrap(True)
-        explanation.setObjectName("hint")
-        self.ai_label = QCheckBox("Label the output as AI-generated (recommended)")
-        self.ai_label.setToolTip(AI_LABEL_TEXT)
-        self.ai_label.setChecked(s.ai_label)
-        box = QGroupBox("Responsible use")
-        column = QVBoxLayout(box)
-        for widget in (self.ai_label, explanation):
-            column.addWidget(widget)
-        return box
+        self.camera.addItem(f"Camera {camera}" if camera.isdigit() else camera, camera)
+        return self.camera
 
     def _probed(self, cams: list) -> None:
         current = self.camera_value()
@@ -205,25 +209,7 @@ class SettingsDialog(QDialog):
 
     def result_settings(self) -> Settings:
         """The settings as edited (the original object is not changed)."""
-        return self._original.copy(
-            ai_label=self.ai_label.isChecked(),
-            camera=self.camera_value(),
-            capture_size=size_of(self.capture_size),
-            checkpoint=self.checkpoint.text().strip() or None,
-            device=self.device.currentData(),
-            precision=self.precision.currentData(),
-            backend=self.backend.currentData(),
-            relative=self.relative.isChecked(),
-            adapt_scale=self.adapt_scale.isChecked(),
-            model_on=self.model_on.currentData(),
-            remote_url=self.remote_url.text().strip() or None,
-            remote_token=self.remote_token.text().strip() or None,
-            framing=self.framing.currentData(),
-            zoom=float(self.zoom.value()),
-            vcam=self.vcam.isChecked(),
-            vcam_size=size_of(self.vcam_size),
-            vcam_fps=float(self.vcam_fps.value()),
-        )
+        return self._original.copy(**{name: read() for name, read in self._readers.items()})
 
     def done(self, r: int) -> None:
         self.prober.join(0.0)

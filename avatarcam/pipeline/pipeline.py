@@ -25,7 +25,7 @@ from ..paths import FileIdentity, file_identity
 from .avatar_picture import AvatarPicture, frame_avatar
 from .avatars import default_avatar
 from .capture import FAILED, OPENING, CaptureThread, Opener
-from .config import PipelineConfig
+from .config import OUTPUT_LAYOUTS, PipelineConfig, check_choice
 from .detectors import FaceDetector, make_detector
 from .framing import FaceFramer
 from .loading import load_animator
@@ -300,6 +300,14 @@ class Pipeline:
     def set_ai_label(self, enabled: bool) -> None:
         """The "AI" label on outgoing animated frames (virtual camera and recordings)."""
         self.config.ai_label = bool(enabled)
+
+    def set_output_layout(self, layout: str) -> None:
+        """picture | fit | face (``config.OUTPUT_LAYOUTS``); the next frame uses it."""
+        self.config.output_layout = check_choice("output_layout", layout, OUTPUT_LAYOUTS)
+
+    def set_avatar_detail(self, enabled: bool) -> None:
+        """Detail from the avatar picture (``engine/detail.py``); unavailable backends say so once."""
+        self.config.avatar_detail = bool(enabled)
 
     def set_relative(self, enabled: bool) -> None:
         self.config.relative = bool(enabled)
