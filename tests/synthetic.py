@@ -39,15 +39,15 @@ def astronaut_face(size: int = 256) -> np.ndarray:
 
 
 def landscape_portrait(size: tuple[int, int] = (1920, 1080)) -> np.ndarray:
-    """A wide RGB uint8 picture of ``size`` = (w, h) with the astronaut (height-filling) right of
-    centre on the scikit-image coffee picture: textured everywhere, no flat bars."""
+    """An RGB uint8 picture of ``size`` = (w, h): the astronaut (a square as large as fits, at the top,
+    right of centre when wide) on the scikit-image coffee picture: textured everywhere, no flat bars."""
     from skimage.data import astronaut, coffee
 
     w, h = size
     out = cv2.resize(coffee(), (w, h), interpolation=cv2.INTER_LINEAR)
-    person = cv2.resize(astronaut(), (h, h), interpolation=cv2.INTER_LINEAR)
-    left = min(w - h, w * 3 // 10)
-    out[:, left:left + h] = person
+    side = min(w, h)
+    left = min(w - side, w * 3 // 10)
+    out[:side, left:left + side] = cv2.resize(astronaut(), (side, side), interpolation=cv2.INTER_LINEAR)
     return out
 
 
