@@ -30,7 +30,7 @@ def test_run_with_a_1080p_portrait_records_720p_with_only_the_face_animated(tmp_
     clip = write_clip(tmp_path / "clip.mp4", face_on_background([(150 + 4 * i, 120) for i in range(20)], 200), 30)
     out = tmp_path / "out.mp4"
     res = run_cli("--avatar", str(avatar_png), "--camera", clip, "--checkpoint", str(tiny_checkpoint),
-                  "--record", str(out), "--no-vcam", "--max-frames", "8", "--device", "cpu", "--detector", "lbp")
+                  "--record", str(out), "--no-vcam", "--max-frames", "8", "--device", "cpu", "--framing", "manual")
     assert res.returncode == 0, res.stderr
     with VideoReader(out) as r:
         frames = [f.astype(np.int16) for f in r]
