@@ -3,6 +3,11 @@
 
     python scripts/benchmark.py [--checkpoint P] [--device cpu|cuda|auto] [--frames N] [--json OUT]
                                 [--batch 1,4,16,64]
+    python scripts/benchmark.py --isolated [--frames 20] [--rounds 3] [--starts 3] [--out docs/bench]
+
+``--isolated`` (scripts/bench_runtimes.py): each CPU backend x precision in its own process, quiet
+and with one competing busy process, p50/p90, plus start times; the numbers in docs/performance.md.
+The in-process mode below suits one runtime at a time (torch variants, or a GPU).
 
 Same input for all: the astronaut portrait as the avatar, warped copies of it as driving frames
 (``tests/synthetic.py``). Variants are timed interleaved (frame by frame, rotating the order) so that
@@ -34,7 +39,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout, and its synthetic test data
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests")]  # the checkout, its scripts and test data
 
 from synthetic import astronaut_face, driving_frames, write_synthetic_checkpoint  # noqa: E402
 
@@ -125,6 +130,11 @@ def sync(device: torch.device) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--isolated" in argv:
+        import bench_runtimes
+
+        return bench_runtimes.main([a for a in argv if a != "--isolated"])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", help="weights (default: full-size synthetic seed-0 checkpoint in a temp file)")
     ap.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
@@ -134,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variants")
     ap.add_argument("--json", metavar="OUT", help="write the results as JSON")
     ap.add_argument("--batch", metavar="N,N,...", help="also measure animate_batch throughput at these batch sizes")
+    ap.add_argument("--isolated", action="store_true", help="each backend x precision in its own process, quiet "
+                    "and under load (scripts/bench_runtimes.py; its options follow)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

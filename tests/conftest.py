@@ -29,6 +29,9 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("AVATARCAM_CONFIG_DIR", str(root / "config"))
     monkeypatch.delenv("AVATARCAM_CHECKPOINT", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
+    # backend="auto" on the CPU would race torch against OpenVINO (two child processes) in every test
+    # that builds an Animator; the race and OpenVINO have their own tests (test_openvino.py)
+    monkeypatch.setenv("AVATARCAM_AUTO_BACKEND", "torch")
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +60,28 @@ def vox_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "vox-seed0.pth.tar"
     write_synthetic_checkpoint(path, seed=0)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_checkpoint, tmp_path_factory):
+    """The reduced model exported to ONNX (ONNX Runtime and OpenVINO tests)."""
+    from avatarcam.engine import load_networks
+    from avatarcam.engine.export import export_onnx
+
+    folder = tmp_path_factory.mktemp("onnx") / "tiny"
+    export_onnx(load_networks(tiny_checkpoint), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def vox_export(vox_checkpoint, tmp_path_factory):
+    """The full-size model exported to ONNX (folder, manifest), shared by the parity tests."""
+    from avatarcam.engine import load_networks
+    from avatarcam.engine.export import export_onnx
+
+    folder = tmp_path_factory.mktemp("onnx") / "vox"
+    manifest = export_onnx(load_networks(vox_checkpoint), folder)
+    return folder, manifest
 
 
 @pytest.fixture(scope="session")

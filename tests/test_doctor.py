@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from avatarcam.cli import main
 
-SECTIONS = ("Window", "Cameras", "Virtual camera", "PyTorch", "ONNX Runtime", "Model weights", "Face detector")
+SECTIONS = ("Window", "Cameras", "Virtual camera", "PyTorch", "ONNX Runtime", "OpenVINO", "Model weights",
+            "Face detector")
 
 
 def test_doctor_with_tiny_checkpoint(tiny_checkpoint, capsys):

@@ -20,25 +20,11 @@ from avatarcam.engine import (  # noqa: E402
     onnx_backend,  # noqa: E402
 )
 from avatarcam.engine import export as export_mod  # noqa: E402
-from avatarcam.engine.export import MANIFEST, OPSET, STAGES, ensure_exported, export_onnx, is_complete  # noqa: E402
+from avatarcam.engine.export import MANIFEST, OPSET, STAGES, ensure_exported, is_complete  # noqa: E402
 from avatarcam.engine.onnx_backend import CPU, OnnxBackend, provider_order  # noqa: E402
 from avatarcam.paths import user_models_dir  # noqa: E402
 
 ALL_GPU = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-
-
-@pytest.fixture(scope="session")
-def tiny_export(tiny_checkpoint, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("onnx") / "tiny"
-    export_onnx(load_networks(tiny_checkpoint), folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def vox_export(vox_checkpoint, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("onnx") / "vox"
-    manifest = export_onnx(load_networks(vox_checkpoint), folder)
-    return folder, manifest
 
 
 def _t(a: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""`avatarcam doctor`: check the window, cameras, virtual camera, torch/CUDA, ONNX Runtime, weights."""
+"""`avatarcam doctor`: check the window, cameras, virtual camera, torch/CUDA, ONNX Runtime, OpenVINO, weights."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from ..diagnostics import Check
 from ..model_store import checkpoint_checks
 
-HELP = "Check the window, cameras, the virtual camera, GPU, ONNX Runtime and model weights; print fixes."
+HELP = "Check the window, cameras, the virtual camera, GPU, ONNX Runtime, OpenVINO and model weights; print fixes."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,9 +162,21 @@ def detector_checks() -> list[Check]:
     return out
 
 
+def openvino_checks() -> list[Check]:
+    from ..engine.openvino_backend import describe_devices, openvino_usable, openvino_version
+
+    reason = openvino_usable()
+    if reason:
+        return [Check("OpenVINO", False, reason, "pip install openvino (Intel CPUs, GPUs and NPUs)", required=False)]
+    devices = describe_devices()
+    return [Check("OpenVINO", True, f"openvino {openvino_version()}; devices: {'; '.join(devices) or 'none'}",
+                  required=False)]
+
+
 SECTIONS = (("Window", lambda a: window_checks()), ("Cameras", lambda a: camera_checks(a.cameras)),
             ("Virtual camera", lambda a: vcam_checks()),
             ("PyTorch", lambda a: torch_checks()), ("ONNX Runtime", lambda a: onnx_checks()),
+            ("OpenVINO", lambda a: openvino_checks()),
             ("Model weights", lambda a: checkpoint_checks(a.checkpoint)),
             ("Face detector", lambda a: detector_checks()))
 

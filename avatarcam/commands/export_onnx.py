@@ -1,4 +1,4 @@
-"""`avatarcam export-onnx`: export the model to ONNX (cached; the onnx backend does this on demand)."""
+"""`avatarcam export-onnx`: export the model to ONNX (cached; the onnx and openvino backends do this on demand)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ HELP = "export the model's three stages to ONNX and check them against PyTorch"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="model weights (default: vox-adv-cpk.pth.tar in the models folder)")
-    parser.add_argument("--out", metavar="DIR", help="output folder (default: the cache the onnx backend uses, "
-                        "in the user models folder)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: the cache the onnx and openvino "
+                        "backends use, in the user models folder)")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; GridSample needs >= 16)")
     parser.add_argument("--force", action="store_true", help="export again even if a cached export exists")
 

@@ -106,10 +106,11 @@ class Animator:
         return self.networks.domain
 
     def describe(self) -> str:
-        """One line for status bars and logs, e.g. "torch-cpu bf16" or "onnx CPUExecutionProvider fp32"
-        (``backend.provider`` says what actually runs the model)."""
+        """One line for status bars and logs, e.g. "torch-cpu bf16", "onnx CPUExecutionProvider fp32" or
+        "openvino CPU bf16" (``backend.provider`` says what actually runs the model)."""
         provider, precision = self.backend.provider, self.backend.precision
-        text = f"{provider} {precision}" if provider.startswith("torch") else f"onnx {provider} {precision}"
+        runtime = "" if provider.startswith("torch") else f"{self.backend.name} "
+        text = f"{runtime}{provider} {precision}"
         return text + (" compiled" if getattr(self.backend, "compiled", False) else "")
 
     @property

@@ -34,7 +34,8 @@ from ..errors import AvatarcamError
 from ..paths import file_identity, user_models_dir
 from .checkpoint import Networks
 from .config import FOMMConfig
-from .generator import OcclusionAwareGenerator
+from .generator import EncodedSource, OcclusionAwareGenerator
+from .motion import Keypoints
 from .options import notify
 from .precision import seeded_inputs
 from .prepare import prepare_for_inference
@@ -90,6 +91,50 @@ def input_names(stage: str, with_jacobian: bool = True) -> list[str]:
 def output_names(stage: str, with_jacobian: bool = True) -> list[str]:
     return {"kp_detector": ["value", "jacobian"] if with_jacobian else ["value"],
             "source_encoder": ["features", "small"], "generator": ["prediction"]}[stage]
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().float().cpu().numpy())
+
+
+class ExportedStages:
+    """detect / encode / decode over the exported graphs, for a runtime that implements
+    ``run_stage(stage, feeds) -> outputs`` (numpy in, numpy out, in :func:`output_names` order).
+    Results are CPU tensors; ``with_jacobian`` comes from the export's manifest."""
+
+    with_jacobian: bool = True
+
+    def run_stage(self, stage: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def detect(self, image: torch.Tensor) -> Keypoints:
+        return Keypoints.from_numpy(*self.run_stage("kp_detector", {"image": to_numpy(image)}))
+
+    def encode(self, image: torch.Tensor) -> EncodedSource:
+        features, small = self.run_stage("source_encoder", {"image": to_numpy(image)})
+        return EncodedSource(torch.from_numpy(small), torch.from_numpy(features))
+
+    def decode(self, encoded: EncodedSource, kp_source: Keypoints, kp_driving: Keypoints) -> torch.Tensor:
+        """The graphs have static batch-1 shapes: a batch runs row by row."""
+        names = input_names("generator", self.with_jacobian)
+        rows = []
+        for i in range(encoded.features.shape[0]):
+            values = [encoded.features[i:i + 1], encoded.small[i:i + 1], kp_source.value[i:i + 1]]
+            if self.with_jacobian:
+                values += [kp_source.jacobian[i:i + 1], kp_driving.value[i:i + 1], kp_driving.jacobian[i:i + 1]]
+            else:
+                values += [kp_driving.value[i:i + 1]]
+            (pred,) = self.run_stage("generator", {n: to_numpy(v) for n, v in zip(names, values, strict=True)})
+            rows.append(torch.from_numpy(pred))
+        return torch.cat(rows)
+
+    def render(self, source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
+        """The prediction for a source and a driving picture (the precision check and the speed race)."""
+        return self.decode(self.encode(source), self.detect(source), self.detect(driving))
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    return json.loads((Path(folder) / MANIFEST).read_text())
 
 
 def _code_hash() -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -23,9 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import AvatarcamError
-from .export import MANIFEST, input_names
-from .generator import EncodedSource
-from .motion import Keypoints
+from .export import ExportedStages, read_manifest
 from .options import Progress, notify
 
 log = logging.getLogger(__name__)
@@ -56,7 +53,7 @@ def provider_order(device: torch.device | str, available: Sequence[str],
     return out + [CPU]
 
 
-class OnnxBackend:
+class OnnxBackend(ExportedStages):
     name = "onnx"
 
     def __init__(self, folder: str | os.PathLike, device: torch.device, precision: str = "fp32", *,
@@ -67,7 +64,7 @@ class OnnxBackend:
         import onnxruntime as ort
 
         self.folder = Path(folder)
-        manifest = json.loads((self.folder / MANIFEST).read_text())
+        manifest = read_manifest(self.folder)
         self.with_jacobian = bool(manifest["config"].get("estimate_jacobian", True))
         self.device = torch.device(device)
         self._progress = progress
@@ -115,28 +112,5 @@ class OnnxBackend:
         finally:
             ort.set_default_logger_severity(3)
 
-    @staticmethod
-    def _np(t: torch.Tensor) -> np.ndarray:
-        return np.ascontiguousarray(t.detach().float().cpu().numpy())
-
-    def detect(self, image: torch.Tensor) -> Keypoints:
-        out = self.sessions["kp_detector"].run(None, {"image": self._np(image)})
-        return Keypoints.from_numpy(*out)
-
-    def encode(self, image: torch.Tensor) -> EncodedSource:
-        features, small = self.sessions["source_encoder"].run(None, {"image": self._np(image)})
-        return EncodedSource(torch.from_numpy(small), torch.from_numpy(features))
-
-    def decode(self, encoded: EncodedSource, kp_source: Keypoints, kp_driving: Keypoints) -> torch.Tensor:
-        """The graphs have static batch-1 shapes: a batch runs row by row."""
-        rows = []
-        for i in range(encoded.features.shape[0]):
-            values = [encoded.features[i:i + 1], encoded.small[i:i + 1], kp_source.value[i:i + 1]]
-            if self.with_jacobian:
-                values += [kp_source.jacobian[i:i + 1], kp_driving.value[i:i + 1], kp_driving.jacobian[i:i + 1]]
-            else:
-                values += [kp_driving.value[i:i + 1]]
-            names = input_names("generator", self.with_jacobian)
-            (pred,) = self.sessions["generator"].run(None, {n: self._np(v) for n, v in zip(names, values, strict=True)})
-            rows.append(torch.from_numpy(pred))
-        return torch.cat(rows)
+    def run_stage(self, stage: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.sessions[stage].run(None, feeds)

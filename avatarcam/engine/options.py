@@ -16,7 +16,11 @@ log = logging.getLogger("avatarcam.engine")
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
+# OpenVINO device kinds ("GPU.0", "GPU.1" name one of several); AUTO lets OpenVINO pick.
+OPENVINO_DEVICES = ("AUTO", "CPU", "GPU", "NPU")
+# Environment override of backend="auto" on the CPU ("torch" or "openvino"): skips the speed race.
+AUTO_BACKEND_ENV = "AVATARCAM_AUTO_BACKEND"
 
 # Reduced precision is kept only if the prediction stays this close to fp32 (PSNR, dB).
 PSNR_BAR_DB = 45.0
@@ -41,13 +45,17 @@ class EngineOptions:
 
     ``device``: auto (CUDA if usable, else CPU) | cpu | cuda | mps.
     ``precision``: auto (fastest precision that stays >= PSNR_BAR_DB from fp32) | fp32 | fp16 | bf16.
-    ``backend``: auto (torch) | torch | onnx (ONNX Runtime, exported once and cached).
+    ``backend``: auto (CUDA/MPS: torch; an Intel GPU/NPU: openvino; a CPU: the faster of torch and
+    openvino, measured once) | torch | onnx (ONNX Runtime) | openvino (both run the ONNX export, made
+    once and cached).
     ``compile``: ``torch.compile`` the per-frame decoder (minutes on first use).
     ``cuda_graphs``: replay the per-frame decoder as a CUDA graph (CUDA only).
     ``channels_last``: None = the measured default for the device.
     ``verify_precision``: check a reduced ``auto`` precision against fp32 at load (result cached on disk).
     ``onnx_dir``: where the ONNX export lives (None = the user's cache, keyed by checkpoint).
     ``providers``: ONNX Runtime providers to try, best first (None = TensorRT > CUDA > CPU).
+    ``openvino_device``: CPU | GPU[.N] | NPU | AUTO (None = from ``device``: cpu -> CPU; auto -> an
+    Intel GPU, else an NPU, else the CPU, among the devices OpenVINO lists).
     """
 
     device: str = "auto"
@@ -59,6 +67,7 @@ class EngineOptions:
     verify_precision: bool = True
     onnx_dir: str | None = None
     providers: tuple[str, ...] | None = None
+    openvino_device: str | None = None
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
@@ -67,6 +76,9 @@ class EngineOptions:
             if name == "device" and isinstance(value, str) and value.startswith("cuda:") and value[5:].isdigit():
                 continue
             check_choice(name, value, choices)
+        if self.openvino_device is not None and self.openvino_device.split(".")[0] not in OPENVINO_DEVICES:
+            raise AvatarcamError(f"unknown OpenVINO device {self.openvino_device!r}; use "
+                                 f"{', '.join(OPENVINO_DEVICES)} (GPU.1 names a second GPU).")
         if self.providers is not None and not isinstance(self.providers, tuple):
             object.__setattr__(self, "providers", tuple(self.providers))
 

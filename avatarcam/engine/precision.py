@@ -1,6 +1,6 @@
 """The precision policy, decided here and nowhere else.
 
-* ``auto``: CUDA -> fp16; a CPU with native bf16 (AVX512-BF16 / AMX / Arm BF16) -> bf16; any other
+* ``auto``: CUDA or Apple's GPU (mps) -> fp16; a CPU with native bf16 (AVX512-BF16 / AMX / Arm BF16) -> bf16; any other
   CPU -> fp32. A reduced ``auto`` precision is then checked against fp32 (prepared fp32 modules on
   the same device, same inputs) and kept only at >= PSNR_BAR_DB; the result is cached on disk per
   checkpoint file, config, device, torch version and precision, so later starts skip the check.
@@ -77,20 +77,27 @@ def _bf16_measures_faster() -> bool:
         return False
 
 
+def mps_available() -> bool:
+    """Whether torch reports a usable Apple GPU (Metal Performance Shaders)."""
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
 def resolve_device(device: str) -> torch.device:
+    """``auto``: CUDA if usable, else Apple's GPU (mps) if torch reports it, else the CPU."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise AvatarcamError("device 'cuda' requested but no CUDA GPU is usable here; use --device cpu "
                              "(or install a CUDA build of PyTorch).")
     if device not in ("cpu", "mps") and not device.startswith("cuda"):
-        raise AvatarcamError(f"unknown device {device!r}; use auto, cpu or cuda.")
+        raise AvatarcamError(f"unknown device {device!r}; use auto, cpu, cuda or mps.")
     return torch.device(device)
 
 
 def auto_precision(device: torch.device, native_bf16: bool | None = None) -> str:
     """The rule behind ``precision="auto"`` (before the accuracy check)."""
-    if device.type == "cuda":
+    if device.type in ("cuda", "mps"):
         return "fp16"
     if device.type == "cpu":
         return "bf16" if (cpu_has_native_bf16() if native_bf16 is None else native_bf16) else "fp32"
@@ -144,7 +151,7 @@ def predictions(low: Render, reference: Render, size: int, device: torch.device)
     return low(source, driving), reference(source, driving)
 
 
-def _cache_key(checkpoint: str | os.PathLike | None, config: FOMMConfig, device: torch.device,
+def _cache_key(checkpoint: str | os.PathLike | None, config: FOMMConfig, device: torch.device | str,
                precision: str) -> str | None:
     identity = file_identity(checkpoint) if checkpoint is not None else None
     if identity is None:
@@ -161,18 +168,29 @@ def _read_cache() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def cached_accuracy(checkpoint, config: FOMMConfig, device: torch.device, precision: str) -> float | None:
-    """The stored check result (dB) for this checkpoint file as it is now, config, device, torch and precision."""
-    value = _read_cache().get(_cache_key(checkpoint, config, device, precision))
+def cached_accuracy(checkpoint, config: FOMMConfig, device: torch.device | str, precision: str) -> float | None:
+    """The stored check result (dB) for this checkpoint file as it is now, config, device, torch and
+    precision (``device``/``precision`` may name another runtime's, e.g. "openvino CPU")."""
+    value = cached_result(checkpoint, config, device, precision)
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def store_accuracy(checkpoint, config: FOMMConfig, device: torch.device, precision: str, db: float) -> None:
-    key = _cache_key(checkpoint, config, device, precision)
+def store_accuracy(checkpoint, config: FOMMConfig, device: torch.device | str, precision: str, db: float) -> None:
+    store_result(checkpoint, config, device, precision, db)
+
+
+def cached_result(checkpoint, config: FOMMConfig, device: torch.device | str, what: str):
+    """A stored JSON value (a check's dB, the CPU speed race's winner) for this checkpoint file as it
+    is now, config, device, torch version and ``what``; None when there is none."""
+    return _read_cache().get(_cache_key(checkpoint, config, device, what))
+
+
+def store_result(checkpoint, config: FOMMConfig, device: torch.device | str, what: str, value) -> None:
+    key = _cache_key(checkpoint, config, device, what)
     if key is None:
         return
     data = _read_cache()
-    data[key] = db
+    data[key] = value
     try:
         atomic_write_text(user_data_dir() / CACHE_FILE, json.dumps(data, indent=1))
     except OSError:

@@ -32,8 +32,9 @@ from .panels import CHECKPOINT_FILTER, VIDEO_FILTER, CameraProber
 # pipeline/config.py, settings.py); only their labels, placeholders and notes live here.
 DEVICE_LABELS = {"auto": "auto (GPU if available)", "cuda": "cuda (NVIDIA GPU)", "mps": "mps (Apple GPU)"}
 PRECISION_LABELS = {"auto": "auto (fp16 GPU, bf16/fp32 CPU)"}
-BACKEND_LABELS = {"auto": "auto (PyTorch)", "torch": "torch (PyTorch)",
-                  "onnx": "onnx (ONNX Runtime; exported once, then cached)"}
+BACKEND_LABELS = {"auto": "auto (the fastest that passes the accuracy check: PyTorch or OpenVINO)",
+                  "torch": "torch (PyTorch)", "onnx": "onnx (ONNX Runtime; exported once, then cached)",
+                  "openvino": "openvino (OpenVINO: Intel CPU, GPU, NPU; compiled once, then cached)"}
 FRAMING_LABELS = {"auto": "auto (follow the face)", "manual": "manual (fixed crop; W/S/U/H/J/K)"}
 CHOICE_LABELS = {"device": DEVICE_LABELS, "precision": PRECISION_LABELS, "backend": BACKEND_LABELS,
                  "framing": FRAMING_LABELS, "model_on": {"local": "this computer", "remote": "a remote worker"}}

@@ -1,0 +1,86 @@
+"""Which runtime is faster on this CPU, torch or OpenVINO: each timed in its own process.
+
+Two runtimes' thread pools in one process slow each other down (torch measured ~5x slower when
+its calls alternate with OpenVINO's), so each candidate is built and timed in a fresh child
+process, one after the other, and only the per-frame median comes back. ``backend="auto"`` on a
+CPU runs this once per checkpoint and caches the winner with the precision checks.
+
+    python -m avatarcam.engine.runtime_race '{"backend": "torch", "checkpoint": "...", "precision": "bf16"}'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import AvatarcamError
+
+WARMUP, FRAMES = 2, 5
+TIMEOUT_S = 600
+
+
+def frame_ms(backend, size: int, frames: int = FRAMES) -> float:
+    """Median ms of one frame's work (keypoints of the driving picture + decode), the avatar cached."""
+    from .precision import seeded_inputs
+
+    source, driving = seeded_inputs(size)
+    encoded, kp_source = backend.encode(source), backend.detect(source)
+    times = []
+    for i in range(WARMUP + frames):
+        t0 = time.perf_counter()
+        backend.decode(encoded, kp_source, backend.detect(driving))
+        if i >= WARMUP:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def build(spec: dict):
+    """The backend a spec names: {"backend": "torch", "checkpoint", "precision"} or
+    {"backend": "openvino", "folder", "device", "precision"}."""
+    if spec["backend"] == "openvino":
+        from .openvino_backend import OpenVINOBackend
+
+        return OpenVINOBackend(spec["folder"], spec["device"], spec["precision"])
+    from .checkpoint import load_networks
+    from .torch_backend import TorchBackend
+
+    return TorchBackend(load_networks(spec["checkpoint"]), torch.device("cpu"), spec["precision"])
+
+
+def measure(spec: dict) -> float:
+    """Median frame ms of the spec'd backend, built and timed in a child process."""
+    package_root = str(Path(__file__).resolve().parents[2])  # this checkout, not another install
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    try:
+        done = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)], env=env, capture_output=True,
+                              text=True, timeout=TIMEOUT_S)
+        if done.returncode == 0:
+            return float(json.loads(done.stdout.strip().splitlines()[-1])["ms"])
+        reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError) as err:
+        reason = f"{type(err).__name__}: {err}"
+    raise AvatarcamError(f"timing {spec['backend']} failed: {reason}")
+
+
+def race(specs: dict[str, dict]) -> dict[str, float]:
+    """{name: median frame ms} for each spec, timed one after the other in separate processes."""
+    return {name: measure(spec) for name, spec in specs.items()}
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(argv[0])
+    backend = build(spec)
+    size = int(spec.get("size", 256))
+    print(json.dumps({"ms": frame_ms(backend, size)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,173 @@
+"""The OpenVINO backend, backend="auto" (OpenVINO devices, the CPU speed race) and Apple's GPU in device="auto".
+
+No Intel GPU/NPU or Apple GPU here: device lists are faked through ``openvino_backend.available_devices``
+and ``torch.backends.mps.is_available``; compiling for the faked GPU really fails, so the fallbacks
+run for real.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("openvino")
+
+from avatarcam.engine import Animator, EngineOptions, runtime_race  # noqa: E402
+from avatarcam.engine import openvino_backend as ovb  # noqa: E402
+from avatarcam.engine.openvino_backend import OpenVINOBackend, pick_device, resolve_openvino_precision  # noqa: E402
+from avatarcam.engine.precision import auto_precision, cpu_has_native_bf16, resolve_device  # noqa: E402
+from avatarcam.errors import AvatarcamError  # noqa: E402
+
+
+def _animate(anim: Animator, fx: dict) -> np.ndarray:
+    anim.set_source(fx["source"])
+    anim.calibrate(fx["driving_initial"])
+    return anim.animate(fx["driving"])
+
+
+def test_device_and_precision_rules(monkeypatch):
+    assert pick_device(None, "auto", ["CPU", "GPU.0", "GPU.1", "NPU"]) == "GPU.0"
+    assert pick_device(None, "auto", ["CPU", "NPU"]) == "NPU"
+    assert pick_device(None, "auto", ["CPU"]) == "CPU"
+    assert pick_device(None, "cpu", ["CPU", "GPU.0"]) == "CPU"  # device=cpu means the CPU
+    assert pick_device("AUTO", "cpu", ["CPU"]) == "AUTO"
+    assert resolve_openvino_precision("auto", "GPU.1") == resolve_openvino_precision("auto", "NPU") == "fp16"
+    monkeypatch.setenv("AVATARCAM_CPU_BF16", "0")
+    cpu_has_native_bf16.cache_clear()
+    assert resolve_openvino_precision("auto", "CPU") == "fp32"
+    assert resolve_openvino_precision("bf16", "CPU") == "bf16"
+    cpu_has_native_bf16.cache_clear()
+
+
+def test_openvino_device_option_is_checked():
+    assert EngineOptions(backend="openvino", openvino_device="GPU.1").openvino_device == "GPU.1"
+    with pytest.raises(AvatarcamError, match="unknown OpenVINO device 'TPU'"):
+        EngineOptions(backend="openvino", openvino_device="TPU")
+
+
+def test_openvino_fp32_matches_torch_and_says_what_runs(tiny_checkpoint, tiny_export, parity_fixture):
+    outs = {}
+    for backend in ("torch", "openvino"):
+        options = EngineOptions(device="cpu", precision="fp32", backend=backend, onnx_dir=str(tiny_export))
+        anim = Animator.from_checkpoint(tiny_checkpoint, options)
+        outs[backend] = _animate(anim, parity_fixture)
+    assert anim.describe() == "openvino CPU fp32" and anim.options.backend == "openvino"
+    assert np.abs(outs["torch"] - outs["openvino"]).max() < 1e-4
+
+
+def test_second_build_loads_the_compiled_models_from_the_cache(tiny_export, tmp_path):
+    folder = tmp_path / "export"  # a copy without the cache other tests filled
+    shutil.copytree(tiny_export, folder, ignore=shutil.ignore_patterns(ovb.CACHE_SUBDIR))
+    first = OpenVINOBackend(folder, "CPU", "fp32")
+    blobs = sorted(p.name for p in first.cache_dir.iterdir())
+    assert not first.loaded_from_cache and blobs
+    second = OpenVINOBackend(folder, "CPU", "fp32")
+    assert second.loaded_from_cache
+    assert sorted(p.name for p in second.cache_dir.iterdir()) == blobs  # nothing compiled again
+
+
+def test_reduced_precision_is_checked_once_and_kept_above_the_bar(tiny_checkpoint, tiny_export, monkeypatch):
+    monkeypatch.setenv("AVATARCAM_CPU_BF16", "1")
+    cpu_has_native_bf16.cache_clear()
+    try:
+        options = EngineOptions(device="cpu", backend="openvino", onnx_dir=str(tiny_export))
+        messages: list[str] = []
+        anim = Animator.from_checkpoint(tiny_checkpoint, options, progress=messages.append)
+        assert anim.backend.precision == "bf16" and anim.backend.accuracy_db >= 45.0
+        assert anim.describe() == "openvino CPU bf16"
+        assert any("Checking OpenVINO bf16" in m for m in messages)
+        again: list[str] = []
+        anim = Animator.from_checkpoint(tiny_checkpoint, options, progress=again.append)
+        assert anim.backend.accuracy_db >= 45.0 and not any("Checking" in m for m in again)  # cached
+    finally:
+        cpu_has_native_bf16.cache_clear()
+
+
+def test_auto_uses_a_listed_intel_gpu_and_falls_back_to_the_cpu(tiny_checkpoint, tiny_export, monkeypatch):
+    """OpenVINO lists a GPU (faked): auto compiles for it; that really fails here, so OpenVINO's CPU
+    runs, with one notice."""
+    monkeypatch.delenv("AVATARCAM_AUTO_BACKEND")
+    monkeypatch.setattr(ovb, "available_devices", lambda: ["CPU", "GPU.0"])
+    monkeypatch.setattr(runtime_race, "race", lambda specs: pytest.fail("no race when a GPU is listed"))
+    messages: list[str] = []
+    options = EngineOptions(device="auto", precision="fp32", onnx_dir=str(tiny_export))
+    anim = Animator.from_checkpoint(tiny_checkpoint, options, progress=messages.append)
+    failed = [m for m in messages if "GPU.0 failed" in m]
+    assert len(failed) == 1 and "\n" not in failed[0]
+    assert anim.describe() == "openvino CPU fp32"
+
+
+@pytest.mark.parametrize("faster", ["torch", "openvino"])
+def test_auto_on_the_cpu_takes_the_faster_runtime_once(tiny_checkpoint, tiny_export, monkeypatch, faster):
+    monkeypatch.delenv("AVATARCAM_AUTO_BACKEND")
+    races = []
+
+    def race(specs):
+        races.append(specs)
+        return {"torch": 50.0, "openvino": 80.0} if faster == "torch" else {"torch": 80.0, "openvino": 50.0}
+
+    monkeypatch.setattr(runtime_race, "race", race)
+    options = EngineOptions(device="cpu", precision="fp32", onnx_dir=str(tiny_export))
+    for _ in range(2):
+        anim = Animator.from_checkpoint(tiny_checkpoint, options)
+        assert anim.options.backend == faster
+    assert len(races) == 1  # the second start read the cached winner
+    assert races[0]["torch"]["precision"] == races[0]["openvino"]["precision"] == "fp32"
+
+
+def test_race_times_each_runtime_in_its_own_process(tiny_checkpoint, tiny_export):
+    from avatarcam.engine import load_networks
+
+    size = load_networks(tiny_checkpoint).config.image_size
+    ms = runtime_race.race({
+        "torch": {"backend": "torch", "checkpoint": str(tiny_checkpoint), "precision": "fp32", "size": size},
+        "openvino": {"backend": "openvino", "folder": str(tiny_export), "device": "CPU", "precision": "fp32",
+                     "size": size}})
+    assert set(ms) == {"torch", "openvino"} and all(0 < v < 60_000 for v in ms.values())
+    with pytest.raises(AvatarcamError, match="timing openvino failed"):
+        runtime_race.measure({"backend": "openvino", "folder": str(tiny_export / "missing"), "device": "CPU",
+                              "precision": "fp32", "size": size})
+
+
+def test_unusable_openvino_falls_back_to_torch(tiny_checkpoint, monkeypatch):
+    monkeypatch.setattr(ovb, "openvino_usable", lambda: "openvino cannot be imported (test)")
+    messages: list[str] = []
+    options = EngineOptions(device="cpu", precision="fp32", backend="openvino")
+    anim = Animator.from_checkpoint(tiny_checkpoint, options, progress=messages.append)
+    assert anim.options.backend == "torch"
+    assert [m for m in messages if "falling back to the torch backend" in m] == [
+        "OpenVINO unusable (openvino cannot be imported (test)); falling back to the torch backend."]
+
+
+def test_auto_device_picks_apple_gpu_and_falls_back_to_the_cpu(tiny_checkpoint, monkeypatch):
+    """torch reports mps (faked): device=auto picks it with fp16 to check; this torch build cannot run
+    on mps, so the model runs on the CPU after one notice."""
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("mps")
+    assert auto_precision(torch.device("mps")) == "fp16"
+    messages: list[str] = []
+    anim = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="auto"), progress=messages.append)
+    assert anim.backend.device == torch.device("cpu") and anim.describe().startswith("torch-cpu")
+    notices = [m for m in messages if "mps" in m]
+    assert len(notices) == 1 and "running on the CPU" in notices[0]
+
+
+def test_doctor_lists_openvino_devices(monkeypatch):
+    from avatarcam.commands.doctor import openvino_checks
+
+    monkeypatch.setattr(ovb, "available_devices", lambda: ["CPU", "GPU.0"])
+    [check] = openvino_checks()
+    assert check.ok and "CPU: " in check.detail and "GPU.0" in check.detail
+
+
+@pytest.mark.slow
+def test_full_model_openvino_fp32_matches_the_reference_fixture(vox_checkpoint, vox_export, parity_fixture):
+    folder, _ = vox_export
+    options = EngineOptions(device="cpu", precision="fp32", backend="openvino", onnx_dir=str(folder))
+    anim = Animator.from_checkpoint(vox_checkpoint, options)
+    assert anim.describe() == "openvino CPU fp32"
+    out = _animate(anim, parity_fixture)
+    assert np.abs(out - parity_fixture["prediction"][0].transpose(1, 2, 0)).max() < 1e-4
