@@ -93,13 +93,16 @@ def bench_compositing(animator, picture: np.ndarray, size: tuple[int, int], repe
         print(f"  {layout:8} {med:5.2f} / {p90:5.2f} ms   placement (once per avatar) {placement_ms:5.1f} ms, "
               f"{placement.nbytes / 2**20:.1f} MiB")
     animator.set_source(avatar.model_input)
-    animator.set_motion_output(True)
-    animator.animate(avatar.model_input[:, ::-1].copy())
-    motion, stage = animator.last_motion(), OutputStage()
-    pasted = stage.picture(avatar, animated, motion, layout="picture", size=size)
-    med, p90 = _median_ms(lambda: stage.picture(avatar, animated, motion, layout="picture", size=size), 20)
-    print(f"  detail transfer ({pasted.shape[0]} px crop) {med:.1f} / {p90:.1f} ms on top")
-    animator.set_motion_output(False)
+    reason = animator.set_motion_output(True)
+    if reason:
+        print(f"  detail transfer: {reason}")
+    else:
+        animator.animate(avatar.model_input[:, ::-1].copy())
+        motion, stage = animator.last_motion(), OutputStage()
+        pasted = stage.picture(avatar, animated, motion, layout="picture", size=size)
+        med, p90 = _median_ms(lambda: stage.picture(avatar, animated, motion, layout="picture", size=size), 20)
+        print(f"  detail transfer ({pasted.shape[0]} px crop) {med:.1f} / {p90:.1f} ms on top")
+        animator.set_motion_output(False)
     held = avatar.nbytes + Compositor("picture", size).placement(avatar).nbytes
     print(f"memory per avatar: {held / 2**20:.1f} MiB (picture + model input + placement at {size[0]}x{size[1]})")
     print(f"avatar switch: framing {framed_ms:.0f} ms + source preparation {source_ms:.0f} ms + placement "
@@ -159,7 +162,7 @@ def main() -> int:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = write_synthetic_checkpoint(Path(tmp) / "model.pth.tar", None if args.full else FOMMConfig.tiny(), seed=0)
-        animator = Animator.from_checkpoint(ckpt, EngineOptions(device=args.device))
+        animator = Animator.from_checkpoint(ckpt, EngineOptions(device=args.device, backend="torch"))
         print(f"model: {'full-size' if args.full else 'tiny'} on {animator.describe()}")
         picture = landscape_portrait((1920, 1080))
         if args.compositing:

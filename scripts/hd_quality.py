@@ -104,7 +104,7 @@ def main() -> None:
 
         checkpoint = write_synthetic_checkpoint(Path(tempfile.mkdtemp()) / "synthetic.pth.tar")
         print("no --checkpoint: synthetic random weights; the numbers say nothing about quality")
-    anim = Animator.from_checkpoint(checkpoint, EngineOptions(device=args.device, precision="fp32"))
+    anim = Animator.from_checkpoint(checkpoint, EngineOptions(device=args.device, precision="fp32", backend="torch"))
     result = measure(anim, args.avatar or default_avatar(), args.warps, args.side)
     print(f"{'':8} {'PSNR dB':>8} {'sharpness':>10}")
     for name in ("plain", "detail"):

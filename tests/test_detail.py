@@ -74,7 +74,7 @@ def test_nothing_is_added_where_the_source_is_occluded(crop):
 
 @pytest.fixture(scope="module")
 def animator(tiny_checkpoint):
-    anim = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32"))
+    anim = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32", backend="torch"))
     frames = driving_frames(3, anim.size)
     anim.set_source(frames[0])
     anim.calibrate(frames[0])
