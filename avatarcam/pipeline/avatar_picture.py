@@ -44,6 +44,13 @@ class AvatarPicture:
         return m[0, 2] + side / 2, m[1, 2] + side / 2, side
 
     @property
+    def centre(self) -> tuple[float, float]:
+        """The model crop's centre in picture pixels."""
+        c = (self.size - 1) / 2
+        x, y = self.to_picture @ np.array([c, c, 1.0])
+        return float(x), float(y)
+
+    @property
     def nbytes(self) -> int:
         return self.picture.nbytes + self.model_input.nbytes
 
@@ -59,15 +66,20 @@ def _bounded(image: np.ndarray) -> np.ndarray:
 
 
 def frame_avatar(image: str | os.PathLike | np.ndarray, size: int,
-                 detector: FaceDetector | None = None) -> AvatarPicture:
+                 detector: FaceDetector | None = None, *, whole: bool = False) -> AvatarPicture:
     """A path or an array -> the avatar record for a model of ``size``. A picture of exactly
     size x size is taken as already framed (the crop is the whole picture); anything else is framed
     around its face like the model's training data (``crop.portrait_square``); the crop may reach
-    past the picture's border (its pixels are then the edge's, and nothing is pasted there)."""
+    past the picture's border (its pixels are then the edge's, and nothing is pasted there).
+    ``whole``: the whole picture resized to the square (full-frame domains such as taichi)."""
     if isinstance(image, (str, os.PathLike)):
         image = load_image(image)
     picture = _bounded(np.asarray(image))
     h, w = picture.shape[:2]
+    if whole:
+        to_picture = np.array([[w / size, 0, 0.5 * w / size - 0.5], [0, h / size, 0.5 * h / size - 0.5]])
+        model_input = cv2.resize(picture, (size, size), interpolation=cv2.INTER_AREA)
+        return AvatarPicture(picture, to_picture, cv2.invertAffineTransform(to_picture), model_input)
     square = (w / 2, h / 2, float(size)) if (h, w) == (size, size) else portrait_square(picture, detector)
     return avatar_at(picture, square, size)
 

@@ -69,6 +69,7 @@ class Placement:
     roi: tuple[int, int, int, int] | None  # (x0, y0, x1, y1): the output pixels the mask touches; None: none
     mask: np.ndarray  # ROI-size float32 weight of the animated picture (0 outside the crop)
     rest: np.ndarray  # 1 - mask
+    opaque: bool = False  # the ROI is the animated picture alone (the face layout): no blend
 
     @property
     def nbytes(self) -> int:
@@ -92,8 +93,7 @@ def make_placement(avatar: AvatarPicture, layout: str, size: tuple[int, int]) ->
         box = fitted_box(shown.shape, size)
     else:
         shown, to_shown = avatar.picture, avatar.to_picture
-        cx, cy, _ = avatar.crop_square
-        box = covering_box(shown.shape, size, (cx, cy)) if layout == "picture" else fitted_box(shown.shape, size)
+        box = covering_box(shown.shape, size, avatar.centre) if layout == "picture" else fitted_box(shown.shape, size)
     to_output = (_affine3(_scaling(box, shown.shape)) @ _affine3(to_shown))[:2]
     visible = (max(0, box[0]), max(0, box[1]), min(w, box[0] + box[2]) - max(0, box[0]),
                min(h, box[1] + box[3]) - max(0, box[1]))
@@ -106,7 +106,7 @@ def make_placement(avatar: AvatarPicture, layout: str, size: tuple[int, int]) ->
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     background = place(shown, box, size)
     background.flags.writeable = False
-    return Placement(background, visible, to_output, roi, mask, 1.0 - mask)
+    return Placement(background, visible, to_output, roi, mask, 1.0 - mask, opaque=layout == "face")
 
 
 class Compositor:
@@ -166,7 +166,7 @@ class Compositor:
             warped = cv2.warpAffine(animated, to_roi, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE)
             region = out[y0:y1, x0:x1]
-            region[:] = cv2.blendLinear(warped, region, pl.mask, pl.rest)
+            region[:] = warped if pl.opaque else cv2.blendLinear(warped, region, pl.mask, pl.rest)
         box = pl.picture_box
         if mirror:
             out = cv2.flip(out, 1)
