@@ -142,7 +142,7 @@ class FileSink:
     # end (the mp4 "moov" atom) cannot be, so the file does not play. Free space is therefore checked
     # before every frame (one statvfs call) and the recording finished while there is room left for
     # the index, the synthetic tag and the frames still in the encoder's buffers.
-    FINISH_RESERVE = 4 << 20  # bytes: the tag, the file system's own blocks, a margin
+    FINISH_RESERVE = 4 << 20  # bytes: FFmpeg's unflushed write buffer (256 KB), the tag, a margin
     INDEX_BYTES_PER_FRAME = 32  # the index grows with the frame count (size, offset, time of each)
     FRAMES_IN_FLIGHT = 4  # an encoded frame is at most about its raw size; a few may be buffered
 
