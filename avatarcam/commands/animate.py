@@ -115,7 +115,8 @@ def _write_video(args: argparse.Namespace, source: np.ndarray, reader) -> tuple[
     except BaseException:
         writer.abort()
         raise
-    return writer.frames, writer.close()
+    with stop_signals_ignored():  # a signal now must not leave the file half-published
+        return writer.frames, writer.close()
 
 
 def main(args: argparse.Namespace) -> int:
