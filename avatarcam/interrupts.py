@@ -11,8 +11,9 @@ them too. The window, whose main thread sits in Qt's event loop, closes itself i
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 # The signals that mean "stop now, cleanly"; SIGINT keeps Python's own KeyboardInterrupt.
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
@@ -41,23 +42,26 @@ def _raise(signum: int, _frame) -> None:
 
 
 @contextmanager
-def stop_signals_interrupt() -> Iterator[None]:
-    """Inside: SIGTERM and SIGHUP raise ``Interrupted`` in the main thread."""
-    previous = {sig: signal.signal(sig, _raise) for sig in STOP_SIGNALS}
+def _handling(signals: tuple[int, ...], handler) -> Iterator[None]:
+    """``handler`` for ``signals`` inside; nothing changes off the main thread (e.g. a command run
+    from a test's thread), where Python cannot set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
-@contextmanager
-def stop_signals_ignored() -> Iterator[None]:
+def stop_signals_interrupt() -> AbstractContextManager[None]:
+    """Inside: SIGTERM and SIGHUP raise ``Interrupted`` in the main thread."""
+    return _handling(STOP_SIGNALS, _raise)
+
+
+def stop_signals_ignored() -> AbstractContextManager[None]:
     """Inside: Ctrl-C and the stop signals are ignored, so a second one cannot break a clean stop
     (finishing a recording) half-way."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *STOP_SIGNALS)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return _handling((signal.SIGINT, *STOP_SIGNALS), signal.SIG_IGN)
