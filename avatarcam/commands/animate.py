@@ -15,11 +15,13 @@ HELP = "animate a portrait with a driving video and write an mp4 (offline, no ca
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..engine.options import BACKENDS, DEVICES, PRECISIONS
+    from ..video import VIDEO_SUFFIXES
 
     parser.add_argument("source", help="the portrait to animate (any image: PNG, JPEG, grey, RGBA, 16-bit)")
     parser.add_argument("driving", help="driving video (anything OpenCV reads); its first frame is the neutral pose "
                                            "unless --find-best-frame or --best-frame says otherwise")
-    parser.add_argument("-o", "--output", required=True, help="output .mp4 (written atomically)")
+    parser.add_argument("-o", "--output", required=True,
+                        help=f"output video ({', '.join(VIDEO_SUFFIXES)}; written atomically)")
     parser.add_argument("--checkpoint", help="model weights (default: vox-adv-cpk.pth.tar in the models folder)")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="model precision (default: auto)")
@@ -114,27 +116,44 @@ def _animate_all(args: argparse.Namespace, animator, source: np.ndarray, reader,
             bar.update(1)
 
 
+def _write_video(args: argparse.Namespace, source: np.ndarray, reader) -> tuple[int, object]:
+    """Animate into ``args.output``; (frames, path). Ctrl-C, SIGTERM or SIGHUP keeps the frames made
+    so far as a finished, playable file and then goes on as an interrupt (exit 130 / 128+n)."""
+    from ..interrupts import stop_signals_ignored
+    from ..video import AtomicVideoWriter
+
+    writer = AtomicVideoWriter(args.output, fps=reader.fps)  # the output path: checked before the model loads
+    try:
+        _animate_all(args, _load_animator(args), source, reader, writer)
+    except KeyboardInterrupt:
+        with stop_signals_ignored():
+            if writer.frames:
+                path = writer.close()
+                print(f"avatarcam: stopped; wrote the first {writer.frames} frames to {path}", file=sys.stderr)
+            else:
+                writer.abort()
+        raise
+    except BaseException:
+        writer.abort()
+        raise
+    with stop_signals_ignored():  # a signal now must not leave the file half-published
+        return writer.frames, writer.close()
+
+
 def main(args: argparse.Namespace) -> int:
     from ..errors import AvatarcamError
     from ..imaging import load_image
-    from ..video import AtomicVideoWriter, VideoReader
+    from ..interrupts import stop_signals_interrupt
+    from ..video import VideoReader, check_video_path
 
     if args.max_frames is not None and args.max_frames < 1:
         raise AvatarcamError(f"--max-frames {args.max_frames}: give a positive number of frames.")
-    source = load_image(args.source)  # the cheap checks (inputs, output folder) before the model loads
-    reader = VideoReader(args.driving)
-    try:
+    check_video_path(args.output)  # the cheap checks (output, inputs) before the model loads
+    source = load_image(args.source)
+    with stop_signals_interrupt(), VideoReader(args.driving) as reader:
         check_best_frame(args.best_frame, reader.frame_count, args.max_frames, args.driving)
-        writer = AtomicVideoWriter(args.output, fps=reader.fps)
-        try:
-            _animate_all(args, _load_animator(args), source, reader, writer)
-            path = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-    finally:
-        reader.close()
-    print(f"wrote {writer.frames} frames to {path}")
+        frames, path = _write_video(args, source, reader)
+    print(f"wrote {frames} frames to {path}")
     return 0
 
 

@@ -132,18 +132,22 @@ class FileSink:
     Every frame handed to ``write`` is recorded exactly once, in order, and the file plays at
     ``fps``: frames are never repeated to pad the video to real time, so when the model makes
     fewer than ``fps`` frames a second the recording plays faster than it happened. Only a disk
-    slower than the stream drops frames (counted in ``dropped``). A write failure disables the
-    recording and reports through ``on_error``; it never raises into the stream.
+    slower than the stream drops frames (counted in ``dropped``). A full disk or a write failure
+    stops the recording early: what was recorded is finished and kept under the final name, and
+    ``on_error`` gets one line saying so; it never raises into the stream.
     """
 
     MAX_QUEUE = 64
-    # OpenCV's writer fails silently on a full disk, so free space is checked instead; stopping
-    # with room to spare lets the file be finished and kept.
-    MIN_FREE_BYTES = 200 << 20
-    CHECK_EVERY = 30  # frames
+    # On a full disk OpenCV's writer fails silently: frames are lost and the index written at the
+    # end (the mp4 "moov" atom) cannot be, so the file does not play. Free space is therefore checked
+    # before every frame (one statvfs call) and the recording finished while there is room left for
+    # the index, the synthetic tag and the frames still in the encoder's buffers.
+    FINISH_RESERVE = 4 << 20  # bytes: FFmpeg's unflushed write buffer (256 KB), the tag, a margin
+    INDEX_BYTES_PER_FRAME = 32  # the index grows with the frame count (size, offset, time of each)
+    FRAMES_IN_FLIGHT = 4  # an encoded frame is at most about its raw size; a few may be buffered
 
     def __init__(self, path: str, fps: float = 30.0, on_error: Callable[[str], None] | None = None) -> None:
-        self.writer = AtomicVideoWriter(path, fps)  # raises OutputError for a bad folder at once
+        self.writer = AtomicVideoWriter(path, fps)  # raises OutputError for a bad path at once
         self.path = self.writer.path
         self.fps = float(fps)
         self.on_error = on_error
@@ -177,6 +181,11 @@ class FileSink:
         except queue.Full:  # the disk is slower than the stream: drop, never block it
             self.dropped += 1
 
+    def reserve(self, frame: np.ndarray) -> int:
+        """Bytes that must stay free before ``frame`` is written, so the file can still be finished."""
+        return self.FINISH_RESERVE + self.INDEX_BYTES_PER_FRAME * self.writer.frames + \
+            self.FRAMES_IN_FLIGHT * np.asarray(frame).size
+
     def _loop(self) -> None:
         while True:
             frame = self._queue.get()
@@ -185,26 +194,27 @@ class FileSink:
             if self.failed:
                 continue
             try:
-                if self.writer.frames % self.CHECK_EVERY == 0:
-                    free = shutil.disk_usage(self.path.parent).free
-                    if free < self.MIN_FREE_BYTES:
-                        self._stop_for_disk(free)
-                        continue
+                free = shutil.disk_usage(self.path.parent).free
+                if free < self.reserve(frame):
+                    self._stop_early(f"the disk is almost full ({free >> 20} MB free)",
+                                     "free some space or record to another drive")
+                    continue
                 self.writer.write(frame)
-            except Exception as err:  # noqa: BLE001
-                self.failed = f"recording to {self.path} stopped: {err}"
-                self.writer.abort()
-                if self.on_error:
-                    self.on_error(self.failed)
+            except Exception as err:  # noqa: BLE001 - never into the stream
+                self._stop_early(str(err).rstrip("."), "")
 
-    def _stop_for_disk(self, free: int) -> None:
-        try:
-            self.saved = str(self.writer.close()) if self.writer.frames else None
-        except AvatarcamError:
-            self.saved = None
-        kept = f"; the first {self.writer.frames} frames are saved in {self.saved}" if self.saved else ""
-        self.failed = (f"recording to {self.path} stopped: the disk is almost full ({free >> 20} MB free){kept}; "
-                       f"free some space or record to another drive.")
+    def _stop_early(self, why: str, fix: str) -> None:
+        """Finish and keep what was recorded so far; one line through ``on_error``."""
+        if self.writer.frames:
+            try:
+                self.saved = str(self.writer.close())
+            except AvatarcamError:  # the writer removed its partial file
+                self.saved = None
+        else:
+            self.writer.abort()
+        kept = f"the first {self.writer.frames} frames are saved in {self.saved}" if self.saved \
+            else "no video was saved"
+        self.failed = f"recording to {self.path} stopped: {why}; {kept}" + (f"; {fix}." if fix else ".")
         if self.on_error:
             self.on_error(self.failed)
 
