@@ -55,7 +55,7 @@ class AvatarPicture:
         return self.picture.nbytes + self.model_input.nbytes
 
 
-def _bounded(image: np.ndarray) -> np.ndarray:
+def bounded_picture(image: np.ndarray) -> np.ndarray:
     """RGB uint8, scaled down (area filter) when its long side exceeds MAX_PICTURE_SIDE."""
     img = to_uint8(to_rgb_float(image))
     h, w = img.shape[:2]
@@ -74,7 +74,7 @@ def frame_avatar(image: str | os.PathLike | np.ndarray, size: int,
     ``whole``: the whole picture resized to the square (full-frame domains such as taichi)."""
     if isinstance(image, (str, os.PathLike)):
         image = load_image(image)
-    picture = _bounded(np.asarray(image))
+    picture = bounded_picture(np.asarray(image))
     h, w = picture.shape[:2]
     if whole:
         to_picture = np.array([[w / size, 0, 0.5 * w / size - 0.5], [0, h / size, 0.5 * h / size - 0.5]])
