@@ -37,6 +37,7 @@ from avatarcam.engine import DEVICES, Animator, EngineOptions, FOMMConfig  # noq
 from avatarcam.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from avatarcam.pipeline.avatar_picture import frame_avatar  # noqa: E402
 from avatarcam.pipeline.compositor import OUTPUT_LAYOUTS, Compositor, OutputStage  # noqa: E402
+from avatarcam.pipeline.pictures import draw_ai_label, fitted_box, letterbox  # noqa: E402
 
 
 class TimedAnimator:
@@ -92,6 +93,11 @@ def bench_compositing(animator, picture: np.ndarray, size: tuple[int, int], repe
         med, p90 = _median_ms(lambda comp=comp: comp.compose(avatar, animated), repeats)
         print(f"  {layout:8} {med:5.2f} / {p90:5.2f} ms   placement (once per avatar) {placement_ms:5.1f} ms, "
               f"{placement.nbytes / 2**20:.1f} MiB")
+    def before() -> None:  # the old output: the model's square letterboxed into 640x480, labelled
+        draw_ai_label(letterbox(animated, (640, 480)), fitted_box(animated.shape, (640, 480)), copy=False)
+
+    med, p90 = _median_ms(before, repeats)
+    print(f"  (before: letterbox into 640x480 + label {med:5.2f} / {p90:5.2f} ms)")
     animator.set_source(avatar.model_input)
     reason = animator.set_motion_output(True)
     if reason:
