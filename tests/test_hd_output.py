@@ -72,3 +72,30 @@ def test_run_honours_the_output_layout_and_size(tmp_path, tiny_checkpoint, layou
         frame = next(iter(r))
     assert frame.shape == (480, 640, 3)
     assert frame[:, :20].max() < 30 and frame[:, -20:].max() < 30  # padded left and right
+
+
+def test_detail_from_the_avatar_runs_live_and_keeps_the_outside_exact(tmp_path, tiny_checkpoint):
+    from helpers import wait_until
+
+    from avatarcam.engine import Animator, EngineOptions
+    from avatarcam.pipeline import Pipeline, PipelineConfig
+
+    animator = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", backend="torch"))
+    clip = write_clip(tmp_path / "c.mp4", face_on_background([(220, 140)] * 20, 200), 30)
+    p = Pipeline(PipelineConfig(camera=clip, vcam=False, framing="manual", avatar_detail=True,
+                                avatar=landscape_portrait((1920, 1080))), animator=animator)
+    outputs = []
+    p.add_listener(lambda bundle: outputs.append(bundle.output) if bundle.face_found else None)
+    p.start()
+    try:
+        wait_until(lambda: len(outputs) >= 3)
+    finally:
+        p.stop()
+    assert animator.last_motion() is not None  # the field of the same forward was used
+    assert not [n for n in p.notices if "detail" in n]
+    placement = Compositor("picture", (1280, 720)).placement(p.avatar)
+    x0, y0, x1, y1 = placement.roi
+    outside = np.ones((720, 1280), bool)
+    outside[y0:y1, x0:x1] = placement.mask == 0
+    outside[-80:, -120:] = False  # the AI label
+    assert np.array_equal(outputs[-1][outside], placement.background[outside])
