@@ -126,6 +126,11 @@ class Animator:
         return self._source is not None
 
     @property
+    def ready(self) -> bool:
+        """Pictures can be made now: here, as soon as an avatar is set."""
+        return self._source is not None
+
+    @property
     def is_calibrated(self) -> bool:
         return self.neutral.calibration is not None
 

@@ -47,6 +47,11 @@ class AnimatorProtocol(Protocol):
     @property
     def has_source(self) -> bool: ...
 
+    @property
+    def ready(self) -> bool:
+        """Pictures can be made now (a remote worker has confirmed the avatar). Until then the pipeline
+        publishes nothing: no still avatar, no recording of a start that is then refused."""
+
     def prepare_source(self, image: np.ndarray) -> Any:
         """Everything that depends only on the avatar (cacheable; thread-safe, no side effect)."""
 

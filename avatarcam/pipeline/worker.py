@@ -182,6 +182,8 @@ class InferenceWorker(threading.Thread):
         cfg = self.config
         self._sync_detail(cfg.avatar_detail)
         match = None
+        if not cfg.passthrough and not self.animator.ready:
+            return None  # e.g. a remote worker still connecting: nothing to show or record yet
         if not cfg.passthrough and framed.face_found and framed.crop is not None:
             result = self._animate(framed.crop, frame.t)
             if result is NO_NEW_PICTURE:

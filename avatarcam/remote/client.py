@@ -248,6 +248,12 @@ class RemoteAnimator:
     def has_source(self) -> bool:
         return self._source is not None
 
+    @property
+    def ready(self) -> bool:
+        """The worker has confirmed the avatar: pictures can come. Until then (or after a refusal) the
+        pipeline publishes nothing, so a refused start records nothing."""
+        return self._source_kp is not None
+
     def wait_ready(self, timeout: float) -> None:
         """Block until the worker has the avatar ready; one-line AvatarcamError if refused or unreachable
         (at start-up a failed attempt is reported at once; later, lost links are re-dialled)."""
