@@ -13,6 +13,7 @@ whole picture padded, ``face`` is the model's square alone, letterboxed (the old
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -125,17 +126,21 @@ class Compositor:
         self.layout, self.size = layout, (int(size[0]), int(size[1]))
         self._placements: OrderedDict[int, tuple[AvatarPicture, Placement]] = OrderedDict()
         self._detail_crops: dict[int, tuple[AvatarPicture, np.ndarray]] = {}
+        self._lock = threading.Lock()  # the avatar thread prepares placements while the stream composes
 
     def placement(self, avatar: AvatarPicture) -> Placement:
+        """The avatar's placement in this layout and size (made once, then cached); thread-safe."""
         key = id(avatar)
-        hit = self._placements.get(key)
-        if hit is not None and hit[0] is avatar:
-            self._placements.move_to_end(key)
-            return hit[1]
+        with self._lock:
+            hit = self._placements.get(key)
+            if hit is not None and hit[0] is avatar:
+                self._placements.move_to_end(key)
+                return hit[1]
         placement = make_placement(avatar, self.layout, self.size)
-        self._placements[key] = (avatar, placement)
-        while len(self._placements) > self.CACHE:
-            self._placements.popitem(last=False)
+        with self._lock:
+            self._placements[key] = (avatar, placement)
+            while len(self._placements) > self.CACHE:
+                self._placements.popitem(last=False)
         return placement
 
     def detail_crop(self, avatar: AvatarPicture) -> np.ndarray:
@@ -202,6 +207,10 @@ class OutputStage:
             device = motion.deformation.device
             hit = self._detail = (avatar, comp, DetailTransfer(comp.detail_crop(avatar), avatar.size, device))
         return to_uint8(hit[2].apply(animated, motion))
+
+    def prepare(self, avatar: AvatarPicture, *, layout: str, size: tuple[int, int]) -> None:
+        """Make the avatar's placement now (on the avatar thread), not at its first frame."""
+        self._compositor(layout, size).placement(avatar)
 
     def compose(self, avatar: AvatarPicture, picture: np.ndarray | None, *, layout: str, size: tuple[int, int],
                 mirror: bool = False, ai_label: bool = True) -> np.ndarray:

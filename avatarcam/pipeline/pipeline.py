@@ -440,6 +440,9 @@ class Pipeline:
     def _load_avatar(self, image, request: int) -> None:
         try:
             prepared = self._prepare(image)
+            worker, cfg = self._worker, self.config
+            if worker is not None:  # the placement too, so the switch costs the stream nothing
+                worker.stage.prepare(prepared, layout=cfg.output_layout, size=tuple(cfg.vcam_size))
             if request == self._avatar_request and not self._stopped:
                 self._apply(prepared)
         except Exception as err:  # noqa: BLE001
