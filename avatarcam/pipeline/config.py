@@ -49,7 +49,9 @@ def declare(apply: str, **more: Any) -> dict[str, Any]:
 
 @dataclass
 class PipelineConfig:
-    """Everything :class:`~avatarcam.pipeline.Pipeline` needs; defaults suit a 640x480 webcam.
+    """Everything :class:`~avatarcam.pipeline.Pipeline` needs; defaults suit a 640x480 webcam and a
+    1280x720 output (``vcam_size``: every sink's frame size; ``output_layout``: how the avatar picture
+    fills it, ``compositor.py``; ``avatar_detail``: detail transfer, ``engine/detail.py``).
 
     ``camera``: a camera index as digits ("0"), a video file path or a stream URL.
     ``stabilize``: keypoint smoothing strength in [0, 1]; 0 turns it off.
