@@ -160,4 +160,6 @@ def test_run_help_states_the_recording_semantics(capsys):
         main(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "every output frame exactly once" in text and "not padded to real time" in text
-    assert "--ai-label, --no-ai-label" in text and "{auto,torch,onnx}" in text
+    from avatarcam.engine.options import BACKENDS
+
+    assert "--ai-label, --no-ai-label" in text and "{" + ",".join(BACKENDS) + "}" in text
