@@ -247,16 +247,16 @@ class Animator:
 
     def animate_batch(self, jobs: Sequence[AnimateJob]) -> np.ndarray:
         """(N,S,S,3) float32: N driving poses of N prepared avatars (repeats allowed) in ONE batched
-        decoder forward; each item equals the batch-1 result."""
+        decoder forward; each item equals the batch-1 result, whatever the other items are."""
         if not jobs:
             return np.zeros((0, self.size, self.size, 3), np.float32)
         device = self.backend.device
-        driving = [self._driving(job).to(device) for job in jobs]
-        # items with and without jacobians cannot share a forward (Keypoints.cat): one forward per kind,
-        # so no item's picture depends on what the others are
-        groups: dict[tuple[bool, bool], list[int]] = {}
-        for i, (job, kp) in enumerate(zip(jobs, driving, strict=True)):
-            groups.setdefault((job.source.keypoints.has_jacobian, kp.has_jacobian), []).append(i)
+        driving = [_jacobians_like(job.source.keypoints, self._driving(job).to(device)) for job in jobs]
+        # a model without jacobians and one with them cannot share a forward (Keypoints.cat): one forward
+        # per kind, so no item's picture depends on what the others are
+        groups: dict[bool, list[int]] = {}
+        for i, kp in enumerate(driving):
+            groups.setdefault(kp.has_jacobian, []).append(i)
         out = np.empty((len(jobs), self.size, self.size, 3), np.float32)
         for rows in groups.values():
             encoded = EncodedSource.cat([jobs[i].source.encoded for i in rows])
@@ -264,3 +264,14 @@ class Animator:
             kp_driving = Keypoints.cat([driving[i] for i in rows])
             out[rows] = _to_images(self.backend.decode(encoded, kp_source, kp_driving))
         return out
+
+
+def _jacobians_like(source: Keypoints, driving: Keypoints) -> Keypoints:
+    """Driving keypoints without jacobians for an avatar with them (the remote schema allows it) get the
+    avatar's own: source @ inverse(source) is the identity, which is what "no driving jacobian" means in
+    the sparse motion (dense_motion.py). So every backend renders them (the exported graphs take
+    jacobians) and they share a batch with the others."""
+    if driving.jacobian is not None or source.jacobian is None:
+        return driving
+    return Keypoints(driving.value, source.jacobian.to(driving.value.device).expand(
+        driving.value.shape[0], *source.jacobian.shape[1:]).clone())
