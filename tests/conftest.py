@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# also for module- and session-scoped fixtures, which are set up before the per-test one below: an
-# Animator built there with backend="auto" would otherwise race torch against OpenVINO
-os.environ["AVATARCAM_AUTO_BACKEND"] = "torch"
 
 # Ray reads its loopback-only / no-metrics settings when it is first imported, whichever test module
 # imports it first: set them before any test module is collected (remote/ray_setup.py)

@@ -233,8 +233,8 @@ class Animator:
         if not self._want_motion:
             return self.animate_batch([job])[0]
         device = self.backend.device
-        out = self.backend.decode_with_motion(job.source.encoded, job.source.keypoints.to(device),
-                                              self._driving(job).to(device))
+        driving = _jacobians_like(job.source.keypoints, self._driving(job).to(device))
+        out = self.backend.decode_with_motion(job.source.encoded, job.source.keypoints.to(device), driving)
         self._last_motion = out.motion
         return _to_images(out.prediction)[0]
 
