@@ -37,7 +37,7 @@ def test_run_records_from_a_clip(tmp_path, clip, tiny_checkpoint):
     assert "fps" in res.stderr and "dropped" in res.stderr  # status line
     with VideoReader(out) as r:
         frames = list(r)
-    assert len(frames) >= 10 and frames[0].shape == (480, 640, 3)
+    assert len(frames) >= 10 and frames[0].shape == (720, 1280, 3)  # the default output size
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or bool(glob.glob("/dev/video*")),

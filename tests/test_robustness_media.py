@@ -106,12 +106,14 @@ def test_huge_png_is_scaled_down_within_the_bound(tmp_path):
 
 
 def test_phone_photo_becomes_an_avatar(tmp_path):
-    from avatarcam.pipeline.avatars import AVATAR_SIZE, add_avatar
+    from avatarcam.pipeline.avatar_picture import MAX_PICTURE_SIDE
+    from avatarcam.pipeline.avatars import add_avatar
 
     photo = tmp_path / "IMG_0001.jpg"
     cv2.imwrite(str(photo), _phone_photo(8000, 8000), [cv2.IMWRITE_JPEG_QUALITY, 85])  # 64 MP
     added = add_avatar(photo, tmp_path / "avatars")
-    assert cv2.imread(str(added)).shape == (AVATAR_SIZE, AVATAR_SIZE, 3)
+    h, w = cv2.imread(str(added)).shape[:2]
+    assert h == w and 1000 < h <= MAX_PICTURE_SIDE  # kept whole, scaled down (decoded reduced, then bounded)
 
 
 def test_tiny_image_refused(tmp_path):

@@ -87,7 +87,7 @@ def test_small_disk_fills_up_recording_is_finished_and_kept_stream_goes_on(tmp_p
     notices = []
     out = tmp_path / "rec.mp4"
     p = Pipeline(PipelineConfig(camera=str(clip), checkpoint=str(tiny_checkpoint), device="cpu", detector="lbp",
-                                vcam=False, record=str(out)))
+                                vcam=False, record=str(out), vcam_size=(640, 480)))  # the frame_bytes above
     p.on_notice = notices.append
     p.start()
     try:
@@ -165,7 +165,7 @@ def test_real_full_disk_run_keeps_a_playable_recording(small_disk, tmp_path, tin
     out = small_disk / "out.mp4"
     res = subprocess.run([sys.executable, "-m", "avatarcam", "run", "--camera", noise, "--passthrough",
                           "--checkpoint", str(tiny_checkpoint), "--record", str(out), "--no-vcam", "--device", "cpu",
-                          "--detector", "lbp", "--size", "320x240", "--max-frames", "60"],
+                          "--detector", "lbp", "--size", "320x240", "--output-size", "320x240", "--max-frames", "60"],
                          capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr
     saved = int(re.search(r"the first (\d+) frames are saved in", res.stderr).group(1))

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from .run import add_ai_label_argument
+from .run import add_output_arguments
 
 HELP = "animate a portrait with a driving video and write an mp4 (offline, no camera needed)"
 
@@ -30,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-adapt-scale", action="store_true", help="do not adapt movement to the face sizes")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     parser.add_argument("--side-by-side", action="store_true",
-                        help="write source | driving | result side by side (the whole driving frame, "
-                             "letterboxed to keep its aspect)")
-    add_ai_label_argument(parser)
+                        help="write source | driving | result side by side, each at --output-size (the whole "
+                             "driving frame, letterboxed to keep its aspect)")
+    add_output_arguments(parser)  # --output-size, --output-layout, --avatar-detail, --ai-label (as for `run`)
     neutral = parser.add_mutually_exclusive_group()
     neutral.add_argument("--find-best-frame", action="store_true",
                          help="use the driving frame whose pose best matches the avatar as the neutral pose "
@@ -41,11 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="use driving frame N (0-based) as the neutral pose")
 
 
-def _panel(frame: np.ndarray, size: int) -> np.ndarray:
-    """The whole driving frame for the side-by-side view, letterboxed (a 4:3 frame is not squashed)."""
-    from ..pipeline.outputs import letterbox
-
-    return letterbox(frame, (size, size)).astype(np.float32) / 255.0
 
 
 def _load_animator(args: argparse.Namespace):
@@ -70,15 +65,43 @@ def _frames(reader, limit: int | None):
         yield frame
 
 
+def _output_stage(args: argparse.Namespace, animator):
+    """The compositor for ``--output-layout``/``--output-size`` (``pipeline/compositor.py``), with
+    detail transfer asked of the animator if ``--avatar-detail`` (one notice when unavailable)."""
+    from ..pipeline.compositor import OutputStage
+
+    if args.avatar_detail:
+        reason = animator.set_motion_output(True)
+        if reason:
+            print(f"avatarcam: {reason}", file=sys.stderr)
+    return OutputStage()
+
+
+def _output_frame(args: argparse.Namespace, stage, avatar, result: np.ndarray, frame: np.ndarray,
+                  animator) -> np.ndarray:
+    """The animated frame at the output size (source | driving | result with --side-by-side)."""
+    from ..imaging import to_uint8
+    from ..pipeline.pictures import letterbox
+
+    size, layout = args.output_size, args.output_layout
+    pasted = stage.picture(avatar, to_uint8(result), animator.last_motion(), layout=layout, size=size)
+    out = stage.compose(avatar, pasted, layout=layout, size=size, ai_label=args.ai_label)
+    if not args.side_by_side:
+        return out
+    still = stage.compose(avatar, None, layout=layout, size=size, ai_label=False)
+    return np.concatenate([still, letterbox(frame, size), out], axis=1)
+
+
 def _animate_all(args: argparse.Namespace, animator, source: np.ndarray, reader, writer) -> None:
     from tqdm import tqdm
 
-    from ..imaging import to_rgb_float, to_uint8
-    from ..pipeline.outputs import draw_ai_label
+    from ..imaging import to_rgb_float
+    from ..pipeline.avatar_picture import frame_avatar
 
-    source_sq = model_input(source, animator)
-    prepared = animator.set_source(source_sq)
+    avatar = frame_avatar(source, animator.size, whole=animator.domain != "face")
+    prepared = animator.set_source(avatar.model_input)
     neutral = choose_neutral(args, animator, prepared)
+    stage = _output_stage(args, animator)
     total = reader.frame_count or None
     if args.max_frames is not None:
         total = min(total, args.max_frames) if total else args.max_frames
@@ -89,9 +112,7 @@ def _animate_all(args: argparse.Namespace, animator, source: np.ndarray, reader,
                 result = animator.animate(model_input(to_rgb_float(frame), animator), t=float(i))
             else:
                 result = animator.animate_keypoints(neutral[i])  # detected in choose_neutral
-            if args.side_by_side:
-                result = np.concatenate([source_sq, _panel(frame, animator.size), result], axis=1)
-            writer.write(draw_ai_label(to_uint8(result)) if args.ai_label else result)
+            writer.write(_output_frame(args, stage, avatar, result, frame, animator))
             bar.update(1)
 
 

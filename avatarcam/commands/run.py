@@ -23,11 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_client_arguments(parser)  # --remote URL --token T ...: the model step on an `avatarcam serve` worker
 
 
-def add_ai_label_argument(parser: argparse.ArgumentParser) -> None:
-    """``--ai-label/--no-ai-label``, shared by ``run`` and ``animate``."""
+OUTPUT_FIELDS = ("vcam_size", "output_layout", "avatar_detail", "ai_label")  # what `animate` shares with `run`
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--output-size``, ``--output-layout``, ``--avatar-detail``, ``--ai-label``: the output options
+    ``animate`` shares with ``run``, from their declarations (pipeline/config.py)."""
     from ..pipeline.config import add_config_arguments
 
-    add_config_arguments(parser, names=("ai_label",))
+    add_config_arguments(parser, names=OUTPUT_FIELDS)
 
 
 def _status_line(stats) -> str:

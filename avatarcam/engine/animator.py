@@ -15,6 +15,7 @@ from ..imaging import resize_square, to_rgb_float
 from .backends import Backend, make_backend
 from .checkpoint import Networks, load_networks
 from .config import FOMMConfig
+from .dense_motion import MotionField
 from .generator import EncodedSource
 from .motion import Keypoints, RelativeMotion
 from .neutral import Calibration, MatchReading, NeutralPose, make_calibration
@@ -68,6 +69,8 @@ class Animator:
         self._lock = threading.RLock()  # set_source / calibrate may come from another thread
         self.on_notice: Callable[[str], None] | None = None  # one-line notices (degenerate neutral pose)
         self.neutral = NeutralPose(motion, on_notice=self._notice)  # the one owner of the neutral pose
+        self._want_motion = False
+        self._last_motion: MotionField | None = None
 
     def _notice(self, message: str) -> None:
         if self.on_notice is not None:
@@ -193,6 +196,24 @@ class Animator:
     def reset_calibration(self) -> None:
         self.neutral.reset()
 
+    # the dense motion field (detail transfer) ----------------------------------------------
+    def set_motion_output(self, enabled: bool) -> str | None:
+        """Keep each animated frame's dense motion field for :meth:`last_motion` (same forward, no
+        extra work). None when that works; else the one-line reason (a backend that returns the
+        picture only, e.g. ONNX Runtime) and nothing is kept."""
+        decode = getattr(self.backend, "decode_with_motion", None)
+        if enabled and decode is None:
+            self._want_motion = False
+            return (f"detail from the avatar needs the torch backend (the {self.backend.name} backend gives "
+                    f"the picture only); it stays off.")
+        self._want_motion = bool(enabled)
+        self._last_motion = None
+        return None
+
+    def last_motion(self) -> MotionField | None:
+        """The motion field of the picture the last :meth:`animate` returned (None unless asked for)."""
+        return self._last_motion
+
     # the one route from a frame to a picture -----------------------------------------------
     def animate(self, frame: np.ndarray, *, keypoint_filter: KeypointFilter | None = None,
                 t: float | None = None) -> np.ndarray:
@@ -209,7 +230,13 @@ class Animator:
                 raise RuntimeError("Animator.set_source() must be called before animate()")
             calibration = self.neutral.observe(kp, time.monotonic() if t is None else t)
             job = AnimateJob(self._source, kp, calibration)
-        return self.animate_batch([job])[0]
+        if not self._want_motion:
+            return self.animate_batch([job])[0]
+        device = self.backend.device
+        driving = _jacobians_like(job.source.keypoints, self._driving(job).to(device))
+        out = self.backend.decode_with_motion(job.source.encoded, job.source.keypoints.to(device), driving)
+        self._last_motion = out.motion
+        return _to_images(out.prediction)[0]
 
     def _driving(self, job: AnimateJob) -> Keypoints:
         device = job.source.keypoints.value.device

@@ -1,7 +1,6 @@
-"""Outputs: the virtual camera, the recording, and the picture helpers they share.
-
-The model's square result is scaled to the virtual camera's height and padded to its aspect,
-like a normal webcam picture. A missing virtual-camera device gives one message with the fix for
+"""Outputs: the virtual camera and the recording, two ``Sink``s (``sinks.py``: the protocol and
+the registry). The frames they get are already at the output size (``compositor.py``; the picture
+helpers are in ``pictures.py``). A missing virtual-camera device gives one message with the fix for
 the OS; the pipeline carries on with its other outputs.
 """
 
@@ -13,15 +12,12 @@ import shutil
 import threading
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 
 from ..errors import AvatarcamError, OutputError
-from ..imaging import to_uint8
 from ..video import AtomicVideoWriter
 
 LINUX_FIX = "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=avatarcam"
-AI_LABEL = "AI"  # drawn in the bottom-right corner of every animated frame that leaves avatarcam
 
 
 def vcam_fix_message(system: str | None = None, detail: str = "") -> str:
@@ -35,53 +31,6 @@ def vcam_fix_message(system: str | None = None, detail: str = "") -> str:
         return (f"no virtual camera{why}; fix: install OBS Studio 28 or newer, click 'Start Virtual Camera' "
                 f"once and stop it again, then restart avatarcam.")
     return f"no virtual camera{why}; this OS is not supported by pyvirtualcam."
-
-
-def fitted_box(shape: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(left, top, width, height) of a picture of ``shape`` (H, W, ...) fitted inside ``size`` =
-    (width, height) with its aspect kept, centred: where ``letterbox`` puts it."""
-    w, h = size
-    ih, iw = shape[:2]
-    s = min(w / iw, h / ih)
-    nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
-    return (w - nw) // 2, (h - nh) // 2, nw, nh
-
-
-def letterbox(image: np.ndarray, size: tuple[int, int], mirror: bool = False) -> np.ndarray:
-    """Fit an RGB image (any shape) inside ``size`` = (width, height) keeping its aspect, padded
-    with black; optionally mirrored left-right. Returns a new HxWx3 uint8 array."""
-    img = to_uint8(image)
-    w, h = size
-    ih, iw = img.shape[:2]
-    left, top, nw, nh = fitted_box(img.shape, size)
-    if (nw, nh) != (iw, ih):
-        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nw < iw else cv2.INTER_LINEAR)
-    if mirror:
-        img = img[:, ::-1]
-    if (nw, nh) == (w, h):
-        return np.ascontiguousarray(img)
-    out = np.zeros((h, w, 3), np.uint8)
-    out[top:top + nh, left:left + nw] = img
-    return out
-
-
-def draw_ai_label(image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """A copy of ``image`` (HxWx3 uint8) with a small "AI" badge in the bottom-right corner of
-    ``box`` = (left, top, width, height) (default: the whole image; the pipeline passes the
-    picture's area inside the letterbox, so an app that crops the bars away keeps the label):
-    white text on a dark box, about 1/20 of the picture's height, away from the face."""
-    image = np.array(image, dtype=np.uint8)  # a copy: the caller's frame may be a held picture
-    left, top, w, h = box or (0, 0, image.shape[1], image.shape[0])
-    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(h / 240))
-    scale = cv2.getFontScaleFromHeight(font, max(9, round(h / 22)), thickness)
-    (tw, th), _ = cv2.getTextSize(AI_LABEL, font, scale, thickness)
-    pad = max(2, th // 3)
-    x1, y1 = left + w - pad, top + h - pad
-    x0, y0 = max(left, x1 - tw - 2 * pad), max(top, y1 - th - 2 * pad)
-    box = image[y0:y1, x0:x1]
-    box[:] = (box.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken to 40%: legible on any background
-    cv2.putText(image, AI_LABEL, (x0 + pad, y1 - pad), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return image
 
 
 class VirtualCameraSink:
@@ -165,6 +114,13 @@ class FileSink:
     @property
     def thread(self) -> threading.Thread:
         return self._thread
+
+    def open(self) -> None:
+        """The file is opened by the constructor (an unusable path fails there, before the stream)."""
+
+    def send(self, frame: np.ndarray) -> None:
+        """The ``Sink`` protocol's name for :meth:`write`."""
+        self.write(frame)
 
     def write(self, frame: np.ndarray) -> None:
         if self.failed:

@@ -272,6 +272,14 @@ class RemoteAnimator:
             self._stats.state = "closed"
 
     # avatar and neutral pose -----------------------------------------------------------------
+    def set_motion_output(self, enabled: bool) -> str | None:
+        """Detail transfer needs the dense motion field; the worker sends the picture only."""
+        return ("detail from the avatar is not available with a remote worker (it sends the picture "
+                "only); it stays off.") if enabled else None
+
+    def last_motion(self) -> None:
+        return None
+
     def prepare_source(self, image: np.ndarray) -> RemoteSource:
         rgb = to_uint8(resize_square(to_rgb_float(image), self.size))
         data = encode_picture(rgb, "png")  # lossless: the worker prepares exactly this picture
