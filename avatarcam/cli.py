@@ -59,9 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     except AvatarcamError as err:
         print(f"avatarcam: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("avatarcam: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM / SIGHUP (interrupts.Interrupted) in run / animate
+        try:
+            print("avatarcam: interrupted", file=sys.stderr)
+        except OSError:  # the terminal is gone (SIGHUP)
+            pass
+        return getattr(err, "exit_code", 130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,12 +1,17 @@
 """Image conversions and safe image loading.
 
-Images are untrusted files: the pixel count is checked from the header before decoding
-(decompression bombs), and every failure is one ``MediaError`` line.
+Images are untrusted files: the size is read from the header before decoding, and every
+failure is one ``MediaError`` line. Big pictures (phones take 48-200 megapixel photos) are not
+refused: a JPEG is decoded at 1/2, 1/4 or 1/8 of its size by the JPEG decoder itself
+(``cv2.IMREAD_REDUCED_COLOR_*``, chosen from the header), other formats are decoded whole within
+a memory bound and scaled down, so an avatar never holds more than ``MAX_DECODED_PIXELS``. Only
+absurd headers (decompression bombs: a few KB that claim gigapixels) are refused before decoding.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -14,8 +19,12 @@ import numpy as np
 
 from .errors import MediaError
 
-MAX_IMAGE_PIXELS = 50_000_000
+MAX_IMAGE_PIXELS = 400_000_000  # twice the largest phone sensor (200 MP); more is refused from the header
+MAX_DECODE_BYTES = 768 << 20  # memory a whole-picture decode may take (formats without reduced decoding)
+MAX_DECODED_PIXELS = 12_000_000  # what a picture is reduced to at most (the avatar itself is 256x256)
 MAX_IMAGE_BYTES = 200 << 20
+REDUCED_DECODE = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                  8: cv2.IMREAD_REDUCED_COLOR_8}  # JPEG decodes at these scales directly (DCT scaling)
 MIN_IMAGE_SIDE = 16
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -78,22 +87,74 @@ def center_square(image: np.ndarray) -> np.ndarray:
     return image[top:top + side, left:left + side]
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the header without decoding pixels, or None if unknown."""
+@dataclass(frozen=True)
+class ImageHeader:
+    width: int
+    height: int
+    format: str  # Pillow's name: "JPEG", "PNG", ...
+    bytes_per_pixel: int  # as OpenCV decodes it (a palette becomes 3 channels, 16-bit stays 2 bytes)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def _read_header(path: Path) -> ImageHeader | None:
+    """The picture's size and format from its header, without decoding pixels; None if unknown."""
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow comes with scikit-image / face-alignment
         return None
-    Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit below, with a clearer message
+    Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit, with a clearer message
     try:
         with Image.open(path) as im:
-            return im.size
-    except Exception:
+            depth = 2 if im.mode.startswith("I;16") else 4 if im.mode in ("I", "F") else 1
+            return ImageHeader(im.size[0], im.size[1], im.format or "", max(3, len(im.getbands())) * depth)
+    except Exception:  # noqa: BLE001 - not a format Pillow knows: OpenCV may still read it
         return None
 
 
+def reduction(header: ImageHeader) -> int:
+    """The JPEG decoder's scale-down factor (1, 2, 4 or 8) for a picture of this size: the
+    smallest that keeps it within MAX_DECODED_PIXELS (8 at most; the rest is a resize)."""
+    for factor in REDUCED_DECODE:
+        if -(-header.width // factor) * -(-header.height // factor) <= MAX_DECODED_PIXELS:
+            return factor
+    return max(REDUCED_DECODE)
+
+
+def _decode(path: Path, header: ImageHeader | None) -> np.ndarray | None:
+    """The decoded picture (OpenCV channel order), reduced to at most MAX_DECODED_PIXELS."""
+    data = np.fromfile(path, dtype=np.uint8)
+    if header is not None and header.format == "JPEG":  # EXIF orientation applied, as viewers show it
+        img = cv2.imdecode(data, REDUCED_DECODE[reduction(header)])
+    else:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    del data
+    if img is not None and img.shape[0] * img.shape[1] > MAX_DECODED_PIXELS:
+        scale = (MAX_DECODED_PIXELS / (img.shape[0] * img.shape[1])) ** 0.5
+        size = (max(1, int(img.shape[1] * scale)), max(1, int(img.shape[0] * scale)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return img
+
+
+def _check_header(path: Path, header: ImageHeader | None) -> None:
+    """Refuse, before decoding, what no avatar needs: absurd sizes (decompression bombs)."""
+    if header is None:
+        return
+    size = f"{header.width}x{header.height} pixels"
+    if header.pixels > MAX_IMAGE_PIXELS:
+        raise MediaError(f"{path}: {size} is over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit "
+                         f"(a damaged or malicious file?); use a smaller picture.")
+    if header.format != "JPEG" and header.pixels * header.bytes_per_pixel > MAX_DECODE_BYTES:
+        raise MediaError(f"{path}: {size} as {header.format or 'this format'} needs "
+                         f"{header.pixels * header.bytes_per_pixel >> 20} MB to decode; save it as JPEG "
+                         f"(decoded reduced) or scale it down.")
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as HxWx3 float32 RGB in [0,1]; grey, RGBA and 16-bit are converted."""
+    """Read an image file as HxWx3 float32 RGB in [0,1]; grey, RGBA and 16-bit are converted; a
+    picture over MAX_DECODED_PIXELS is reduced (its aspect kept)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise MediaError(f"{path}: image not found; check the path.")
@@ -104,12 +165,9 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise MediaError(f"{path}: file is empty; pick another image.")
     if size > MAX_IMAGE_BYTES:
         raise MediaError(f"{path}: {size >> 20} MB is too large for an avatar; use a smaller image.")
-    dims = _header_size(path)
-    if dims is not None and dims[0] * dims[1] > MAX_IMAGE_PIXELS:
-        raise MediaError(f"{path}: {dims[0]}x{dims[1]} pixels is over the {MAX_IMAGE_PIXELS // 1_000_000} "
-                         f"megapixel limit; scale the image down first.")
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    header = _read_header(path)
+    _check_header(path, header)
+    img = _decode(path, header)
     if img is None:
         raise MediaError(f"{path}: not a readable image (corrupt or unsupported format); use a PNG or JPEG.")
     if img.ndim == 2 or img.shape[2] == 1:

@@ -12,6 +12,17 @@ from avatarcam.remote.ray_setup import prepare_environment  # noqa: E402
 
 prepare_environment()
 
+# Fixtures of module or session scope run before the per-test isolation below: give the whole process
+# safe defaults too (a scratch user folder, the torch backend for "auto"), so no fixture ever touches the
+# real user's folders or races runtimes.
+import tempfile  # noqa: E402
+
+_SCRATCH = tempfile.mkdtemp(prefix="avatarcam-tests-")
+for _name, _value in {"AVATARCAM_DATA_DIR": f"{_SCRATCH}/data", "AVATARCAM_CONFIG_DIR": f"{_SCRATCH}/config",
+                      "TORCH_HOME": f"{_SCRATCH}/torch", "AVATARCAM_AUTO_BACKEND": "torch"}.items():
+    os.environ[_name] = _value
+os.environ.pop("AVATARCAM_CHECKPOINT", None)
+
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402

@@ -69,7 +69,7 @@ def remote_worker(ray_session, tiny_checkpoint) -> Worker:
 
     port = free_port()
     app = build_app(str(tiny_checkpoint), TOKEN, replicas=2, cpus_per_replica=0.5, torch_threads=1,
-                    engine={"device": "cpu", "precision": "fp32"}, max_sessions=MAX_SESSIONS)
+                    engine={"device": "cpu", "precision": "fp32", "backend": "torch"}, max_sessions=MAX_SESSIONS)
     start(app, "127.0.0.1", port)  # returns once every replica is healthy
     worker = Worker(f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}", TOKEN, Path(tiny_checkpoint))
     assert worker.health()["status"] == "ok"

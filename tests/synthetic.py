@@ -38,6 +38,19 @@ def astronaut_face(size: int = 256) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def landscape_portrait(size: tuple[int, int] = (1920, 1080)) -> np.ndarray:
+    """An RGB uint8 picture of ``size`` = (w, h): the astronaut (a square as large as fits, at the top,
+    right of centre when wide) on the scikit-image coffee picture: textured everywhere, no flat bars."""
+    from skimage.data import astronaut, coffee
+
+    w, h = size
+    out = cv2.resize(coffee(), (w, h), interpolation=cv2.INTER_LINEAR)
+    side = min(w, h)
+    left = min(w - side, w * 3 // 10)
+    out[:side, left:left + side] = cv2.resize(astronaut(), (side, side), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
 @dataclass(frozen=True)
 class Warp:
     angle_deg: float = 0.0

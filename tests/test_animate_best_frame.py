@@ -61,7 +61,8 @@ def test_best_frame_equals_animating_forward_and_backward_from_it(tmp_path, scen
     avatar, clip = scene
     out = tmp_path / "n2.mp4"
     assert _run(avatar, clip, "-o", out, "--checkpoint", tiny_checkpoint, "--best-frame", 2,
-                "--precision", "fp32", "--no-ai-label").returncode == 0  # compare pixels: no AI badge
+                "--precision", "fp32", "--no-ai-label",  # compare pixels: no AI badge
+                "--output-layout", "face", "--output-size", "256x256").returncode == 0  # the model's square as is
     anim = Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32", backend="torch"))
     anim.set_source(cv2.cvtColor(cv2.imread(str(avatar)), cv2.COLOR_BGR2RGB))
     with VideoReader(clip) as reader:
@@ -108,5 +109,5 @@ def test_taichi_layout_checkpoint_animates_full_frame(tmp_path):
     assert proc.returncode == 0, proc.stderr
     sbs = _frames(out)
     assert len(sbs) == 3
-    source_panel = sbs[0][:, :256]
-    assert source_panel[:, :48].mean() > 0.9 and source_panel[:, 80:].mean() < 0.1  # the band is in view
+    source_panel = sbs[0][:, :1280]  # the 240x120 picture covering 1280x720: 1440 wide, 80 px cut each side
+    assert source_panel[:, :200].mean() > 0.9 and source_panel[:, 400:].mean() < 0.1  # the band is in view

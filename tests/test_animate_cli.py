@@ -37,7 +37,7 @@ def test_animate_writes_every_frame(tmp_path, clip, tiny_checkpoint):
     with VideoReader(out) as reader:
         frames = list(reader)
         assert reader.fps == pytest.approx(25, abs=0.5)
-    assert len(frames) == 9 and frames[0].shape == (256, 256, 3)
+    assert len(frames) == 9 and frames[0].shape == (720, 1280, 3)  # the default output size
     assert np.std([f.mean() for f in frames]) > 0  # the animation changes over time
 
 
@@ -48,7 +48,7 @@ def test_side_by_side_and_max_frames(tmp_path, clip, tiny_checkpoint):
     assert proc.returncode == 0, proc.stderr
     with VideoReader(out) as reader:
         frames = list(reader)
-    assert len(frames) == 4 and frames[0].shape == (256, 768, 3)
+    assert len(frames) == 4 and frames[0].shape == (720, 3 * 1280, 3)  # source | driving | result
 
 
 @pytest.mark.parametrize("kind", ["grey", "rgba", "16bit", "wide"])
@@ -171,7 +171,7 @@ def test_animate_labels_tags_and_respects_the_umask(tmp_path, clip, tiny_checkpo
     diff = np.abs(a - b).max(axis=(0, 3)) > 40  # where the label changed the picture
     ys, xs = np.nonzero(diff)
     assert len(ys) > 20, "no label drawn"
-    assert ys.min() > 256 * 0.8 and xs.min() > 256 * 0.8  # only in the bottom-right corner
+    assert ys.min() > 720 * 0.8 and xs.min() > 1280 * 0.8  # only in the bottom-right corner
     corner = a[:, int(ys.min()):, int(xs.min()):]
     assert corner.max() > 200 and corner.min() < 60  # light text on a dark box: legible
 
@@ -183,10 +183,10 @@ def test_side_by_side_letterboxes_a_4_3_driving_frame(tmp_path, tiny_checkpoint)
     out = tmp_path / "sbs.mp4"
     proc = _run(src, clip, "-o", out, "--checkpoint", tiny_checkpoint, "--side-by-side", "--no-ai-label")
     assert proc.returncode == 0, proc.stderr
-    panel = _frames_of(out)[0][:, 256:512].astype(np.float32).mean(axis=(1, 2))
-    bar = (256 - 192) // 2  # 256 wide -> 192 high: 32 black rows above and below
+    panel = _frames_of(out)[0][:, 1280:2560].astype(np.float32).mean(axis=(0, 2))
+    bar = (1280 - 960) // 2  # 720 high -> 960 wide: 160 black columns left and right
     assert panel[: bar - 3].max() < 12 and panel[-(bar - 3):].max() < 12
-    assert panel[bar + 3: -(bar + 3)].min() > 30  # the picture itself, full height of its 4:3
+    assert panel[bar + 3: -(bar + 3)].min() > 30  # the picture itself, full width of its 4:3
 
 
 def test_animate_backend_choice_reaches_the_engine(tmp_path, clip, tiny_checkpoint):

@@ -85,3 +85,32 @@ def test_missing_camera_index_is_one_clear_line():
 def test_missing_video_file(tmp_path):
     with pytest.raises(CameraError, match="not found"):
         OpenCVSource(str(tmp_path / "none.mp4"))
+
+
+@pytest.mark.parametrize("name", ["notes.jpg", "notes.txt"])
+def test_a_file_that_is_not_a_video_is_one_line_at_open(tmp_path, name):
+    """FFmpeg opens a text file named .jpg (and then gives no frame: before, "lost (no frames)"
+    retried forever) and draws a long .txt as frames of text (its tty demuxer): neither is a camera."""
+    from avatarcam.errors import MediaError
+    from avatarcam.video import VideoReader
+
+    notes = tmp_path / name
+    notes.write_text("These are my notes for the meeting.\n" * 60)
+    with pytest.raises(CameraError) as info:
+        OpenCVSource(str(notes))
+    assert str(info.value) == f"{notes}: not a readable video (corrupt or unsupported codec); " \
+                              f"convert it to mp4 (H.264 or MPEG-4)."
+    with pytest.raises(MediaError, match="not a readable video|no readable frames"):  # as `animate` says
+        list(VideoReader(notes))
+
+
+def test_a_video_file_gives_its_first_frame_first(tmp_path):
+    frames = face_on_background([(100 + 10 * i, 80) for i in range(3)], 120)
+    src = OpenCVSource(write_clip(tmp_path / "clip.mp4", frames, 30))
+    try:
+        got = [src.read() for _ in range(4)]
+    finally:
+        src.close()
+    assert all(g is not None for g in got[:3]) and got[3] is None  # the frame read at open is not lost
+    errors = [np.abs(g.astype(int) - f.astype(int)).mean() for g, f in zip(got[:3], frames, strict=True)]
+    assert max(errors) < 8, errors

@@ -37,7 +37,7 @@ def test_run_records_from_a_clip(tmp_path, clip, tiny_checkpoint):
     assert "fps" in res.stderr and "dropped" in res.stderr  # status line
     with VideoReader(out) as r:
         frames = list(r)
-    assert len(frames) >= 10 and frames[0].shape == (480, 640, 3)
+    assert len(frames) >= 10 and frames[0].shape == (720, 1280, 3)  # the default output size
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or bool(glob.glob("/dev/video*")),
@@ -87,25 +87,39 @@ def test_run_backend_choice_reaches_the_engine_options():
         assert _config(args).engine_options().backend == backend
 
 
-@pytest.mark.parametrize("case", ["avatar", "camera-file", "record-folder", "no-output"])
+@pytest.mark.parametrize("case", ["avatar", "camera-file", "record-folder", "no-output", "record-mkv",
+                                  "record-is-a-folder", "camera-not-a-video", "camera-damaged-video"])
 def test_run_checks_cheap_things_before_loading_the_model(tmp_path, clip, case):
     # the checkpoint does not exist: had the model been loaded first, the error would name it
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "notes.jpg").write_text("my notes\n" * 50)  # FFmpeg opens it (image2) but gets no frame
+    damaged = bytearray(open(clip, "rb").read())
+    moov = damaged.find(b"moov")
+    damaged[48:moov - 8] = bytes(moov - 56)  # the index intact, every frame zeroed
+    (tmp_path / "damaged.mp4").write_bytes(damaged)
     args = {"avatar": ["--avatar", str(tmp_path / "nope.png")],
             "camera-file": ["--camera", str(tmp_path / "nope.mp4")],
             "record-folder": ["--record", str(tmp_path / "no-such-folder" / "out.mp4")],
-            "no-output": ["--no-vcam"]}[case]
-    if case != "camera-file":
+            "no-output": ["--no-vcam"],
+            "record-mkv": ["--record", str(tmp_path / "out.mkv")],
+            "record-is-a-folder": ["--record", str(tmp_path / "videos")],
+            "camera-not-a-video": ["--camera", str(tmp_path / "notes.jpg")],
+            "camera-damaged-video": ["--camera", str(tmp_path / "damaged.mp4")]}[case]
+    if not case.startswith("camera"):
         args = ["--camera", clip, *args]
-    if case in ("avatar", "camera-file"):
+    if case in ("avatar", "camera-file", "camera-not-a-video", "camera-damaged-video"):
         args += ["--record", str(tmp_path / "out.mp4")]
-    res = run_cli(*args, "--no-vcam", "--checkpoint", str(tmp_path / "missing.pth.tar"), "--device", "cpu")
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    res = run_cli(*args, "--no-vcam", "--checkpoint", str(tmp_path / "missing.pth.tar"), "--device", "cpu",
+                  timeout=60)  # before: the camera files that are not videos retried "lost (no frames)" forever
+    lines = [line for line in res.stderr.splitlines() if line.strip() and "@" not in line]  # (FFmpeg's own log)
     assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("avatarcam: error:"), res.stderr
     assert "missing.pth.tar" not in res.stderr and "loading the model" not in res.stderr
     expected = {"avatar": "nope.png", "camera-file": "nope.mp4", "record-folder": "no-such-folder",
-                "no-output": "--no-vcam without --record"}[case]
+                "no-output": "--no-vcam without --record", "record-mkv": f"use {tmp_path / 'out.mp4'}",
+                "record-is-a-folder": "videos: is a folder", "camera-not-a-video": "notes.jpg: not a readable video",
+                "camera-damaged-video": "damaged.mp4: not a readable video"}[case]
     assert expected in lines[0]
-    assert not list(tmp_path.rglob("*.mp4"))
+    assert sorted(p.name for p in tmp_path.rglob("*.m*")) == ["damaged.mp4"]  # no recording, no part file
 
 
 def test_run_max_frames_records_exactly_that_many_frames(tmp_path, clip, tiny_checkpoint):
@@ -146,4 +160,6 @@ def test_run_help_states_the_recording_semantics(capsys):
         main(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "every output frame exactly once" in text and "not padded to real time" in text
-    assert "--ai-label, --no-ai-label" in text and "{auto,torch,onnx}" in text
+    from avatarcam.engine.options import BACKENDS
+
+    assert "--ai-label, --no-ai-label" in text and "{" + ",".join(BACKENDS) + "}" in text

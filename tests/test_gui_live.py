@@ -25,7 +25,7 @@ def test_window_starts_and_shows_frames(qtbot, live_window):
     first = w.last_bundle
     wait_frames(qtbot, w, 3)
     assert w.last_bundle.index > first.index  # new camera frames keep arriving
-    assert w.last_bundle.output.shape == (480, 640, 3)  # what the virtual camera gets
+    assert w.last_bundle.output.shape == (720, 1280, 3)  # what the virtual camera gets (the default size)
 
 
 def test_calibrate_key_calibrates_the_pipeline(qtbot, live_window):
@@ -83,11 +83,18 @@ def test_shift_z_resets_the_crop(qtbot, live_window):
     assert p.crop_zoom == 1.0 and p.crop_offset == (0.0, 0.0)
 
 
+def sent(camera: np.ndarray, mirror: bool = False) -> np.ndarray:
+    """What passthrough sends: the camera picture covering the default 1280x720 output."""
+    from avatarcam.pipeline.compositor import OutputStage
+
+    return OutputStage.passthrough(camera, layout="picture", size=(1280, 720), mirror=mirror)
+
+
 def test_passthrough_key_sends_the_camera_picture(qtbot, live_window):
     w = live_window
     press(qtbot, w, Qt.Key.Key_0)
     assert w.pipeline.stats().passthrough and w.ui.actions.passthrough.isChecked()
-    qtbot.waitUntil(lambda: np.array_equal(w.last_bundle.output, w.last_bundle.camera), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: np.array_equal(w.last_bundle.output, sent(w.last_bundle.camera)), timeout=TIMEOUT_MS)
     press(qtbot, w, Qt.Key.Key_0)
     assert not w.pipeline.stats().passthrough and not w.ui.actions.passthrough.isChecked()
 
@@ -97,7 +104,8 @@ def test_mirror_output_key_mirrors_what_is_sent(qtbot, live_window):
     press(qtbot, w, Qt.Key.Key_0)  # passthrough: the output is the camera picture, so mirroring is visible
     press(qtbot, w, Qt.Key.Key_T)
     assert w.ui.actions.mirror.isChecked() and w.settings.mirror_output
-    qtbot.waitUntil(lambda: np.array_equal(w.last_bundle.output, w.last_bundle.camera[:, ::-1]), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: np.array_equal(w.last_bundle.output, sent(w.last_bundle.camera, mirror=True)),
+                    timeout=TIMEOUT_MS)
 
 
 def test_r_mirrors_the_camera_preview(qtbot, live_window):

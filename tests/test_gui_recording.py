@@ -26,7 +26,7 @@ def test_record_button_saves_an_mp4_of_the_output(qtbot, make_window, tiny_check
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     ok, frame = cap.read()
     cap.release()
-    assert ok and frame.shape == (480, 640, 3) and frames >= 3
+    assert ok and frame.shape == (720, 1280, 3) and frames >= 3
 
 
 def test_record_without_a_running_pipeline_stays_off(qtbot, make_window, tmp_path):

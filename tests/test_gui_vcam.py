@@ -22,7 +22,7 @@ def vcam_window(qtbot, make_window, checkpoint, clip, backend: str | None):
 def test_virtual_camera_gets_the_output(qtbot, make_window, tiny_checkpoint, clip, fake_vcam):
     w = vcam_window(qtbot, make_window, tiny_checkpoint, clip, "avatarcam-test")
     qtbot.waitUntil(lambda: len(fake_vcam.frames) >= 2, timeout=TIMEOUT_MS)
-    assert fake_vcam.frames[0].shape == (480, 640, 3)
+    assert fake_vcam.frames[0].shape == (720, 1280, 3)
     w.update_stats()
     assert w.ui.status_labels["vcam"].text() == "virtual camera: on" and w.ui.actions.vcam.isChecked()
 

@@ -11,7 +11,9 @@ from helpers import wait_until
 from synthetic import write_clip
 
 from avatarcam.engine import Animator, EngineOptions
-from avatarcam.pipeline import Pipeline, PipelineConfig, letterbox, vcam_fix_message
+from avatarcam.pipeline import Pipeline, PipelineConfig, vcam_fix_message
+from avatarcam.pipeline.compositor import Compositor
+from avatarcam.pipeline.pictures import draw_ai_label, fitted_box, letterbox
 from avatarcam.video import AtomicVideoWriter, VideoReader
 
 
@@ -31,7 +33,7 @@ def counter_clip(path, n=40, size=(160, 120)):
     return write_clip(path, frames, 30)
 
 
-def decode_counter(out):  # out: 480x640 letterboxed passthrough of a 160x120 frame -> full frame
+def decode_counter(out):  # out: 1280x720 passthrough of a 160x120 frame (covering it) -> full frame
     return round((float(out[240:400, 300:500].mean()) - 20) / 5)
 
 
@@ -67,7 +69,7 @@ def test_vcam_receives_passthrough_frames_in_order(tmp_path, fake_vcam, animator
         p.stop()
     got = fake_vcam.frames
     assert len(got) >= 10
-    assert all(f.shape == (480, 640, 3) and f.dtype == np.uint8 for f in got)
+    assert all(f.shape == (720, 1280, 3) and f.dtype == np.uint8 for f in got)  # the default output size
     first = got[0]
     assert first[100, 100, 0] > 200 and first[100, 100, 2] < 60  # red stays red: RGB, not BGR
     numbers = [decode_counter(f) for f in got]
@@ -117,7 +119,7 @@ def test_missing_vcam_gives_fix_and_stream_continues(tmp_path, fake_vcam, animat
         p.stop()
     assert message and "\n" not in message and ("v4l2loopback" in message or "OBS" in message)
     assert any(message.split(";")[0] in n for n in notices)
-    assert seen and seen[-1].output.shape == (480, 640, 3)
+    assert seen and seen[-1].output.shape == (720, 1280, 3)
 
 
 def test_recording_while_streaming_and_failure_does_not_stop_it(tmp_path, animator, monkeypatch):
@@ -134,7 +136,7 @@ def test_recording_while_streaming_and_failure_does_not_stop_it(tmp_path, animat
         assert p.stop_recording() == str(out)
         with VideoReader(out) as r:
             frames = list(r)
-        assert len(frames) >= 10 and frames[0].shape == (480, 640, 3)
+        assert len(frames) >= 10 and frames[0].shape == (720, 1280, 3)
         # a second recording whose writer breaks: reported, the stream goes on
 
         def broken(self, frame):
@@ -152,8 +154,6 @@ def test_recording_while_streaming_and_failure_does_not_stop_it(tmp_path, animat
 
 
 def test_ai_label_draws_a_legible_badge_in_the_pictures_corner():
-    from avatarcam.pipeline.outputs import draw_ai_label, fitted_box
-
     grey = np.full((256, 256, 3), 128, np.uint8)
     image = letterbox(grey, (640, 480))
     box = fitted_box(grey.shape, (640, 480))
@@ -171,7 +171,6 @@ def test_ai_label_draws_a_legible_badge_in_the_pictures_corner():
 def test_every_outgoing_frame_carries_the_ai_label_when_on(tmp_path, fake_vcam, animator, label):
     from mutagen.mp4 import MP4
 
-    from avatarcam.pipeline.outputs import draw_ai_label, fitted_box
     from avatarcam.video import SYNTHETIC_NOTE
 
     # no face in the clip: every output frame is the still avatar, so the expected picture is known
@@ -186,8 +185,9 @@ def test_every_outgoing_frame_carries_the_ai_label_when_on(tmp_path, fake_vcam, 
         assert p.stop_recording() == str(out)
     finally:
         p.stop()
-    plain = letterbox(p.avatar_image, (640, 480))
-    labelled = draw_ai_label(plain, fitted_box(p.avatar_image.shape, (640, 480)))
+    compositor = Compositor("picture", (1280, 720))  # the default layout and size
+    plain = compositor.compose(p.avatar, None, ai_label=False)
+    labelled = compositor.compose(p.avatar, None)
     expected, other = (labelled, plain) if label else (plain, labelled)
     assert len(fake_vcam.frames) == 6 and p.stats().frames_out == 6  # max_frames: exactly that many
     assert all(np.array_equal(f, expected) for f in fake_vcam.frames)
@@ -206,7 +206,7 @@ def test_set_ai_label_switches_the_label_live(tmp_path, fake_vcam, animator):
     p.start()
     try:
         wait_until(lambda: len(fake_vcam.frames) >= 2)
-        plain = letterbox(p.avatar_image, (640, 480))
+        plain = Compositor("picture", (1280, 720)).compose(p.avatar, None, ai_label=False)
         assert not np.array_equal(fake_vcam.frames[-1], plain)  # on by default
         p.set_ai_label(False)
         wait_until(lambda: np.array_equal(fake_vcam.frames[-1], plain))

@@ -43,7 +43,7 @@ def test_slow_model_processes_newest_frames_with_bounded_latency(tmp_path, anima
     assert stats.capture_age_ms < 2 * period_ms + 20  # never more than about one frame waiting
     assert stats.model_ms >= delay * 1000
     assert stats.latency_ms < stats.model_ms + stats.framing_ms + 2 * period_ms + 40
-    assert all(b.output.shape == (480, 640, 3) and b.output.dtype == np.uint8 for b in bundles)
+    assert all(b.output.shape == (720, 1280, 3) and b.output.dtype == np.uint8 for b in bundles)
     assert animated[-1].crop_box is not None and animated[-1].avatar.shape == (256, 256, 3)
 
 

@@ -10,9 +10,13 @@ import torch
 from avatarcam.engine import AnimateJob, Animator, EngineOptions, Keypoints
 
 
-@pytest.fixture(scope="module")
-def animator(tiny_checkpoint) -> Animator:
-    return Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32"))
+@pytest.fixture(scope="module", params=["torch", "openvino"])
+def animator(request, tiny_checkpoint) -> Animator:
+    """Every backend keeps the rule (the exported graphs take jacobians: items without them still render)."""
+    if request.param == "openvino":
+        pytest.importorskip("openvino")
+    return Animator.from_checkpoint(tiny_checkpoint, EngineOptions(device="cpu", precision="fp32",
+                                                                   backend=request.param))
 
 
 def _jobs(animator: Animator, astronaut) -> list[AnimateJob]:

@@ -400,6 +400,39 @@ def test_pipeline_runs_on_the_remote_worker(tmp_path, remote_worker):
     assert remote.stats().error == "" and not [n for n in pipeline.notices if "failed" in n]
 
 
+def test_the_client_composites_the_model_size_downlink_into_the_avatar_picture(tmp_path, remote_worker):
+    """HD output with a remote worker: the worker sends model-size pictures; the client pastes them
+    into the whole avatar picture locally (1280x720), exact outside the face's mask."""
+    from synthetic import face_on_background, landscape_portrait, write_clip
+
+    from avatarcam.pipeline import Pipeline, PipelineConfig
+    from avatarcam.pipeline.compositor import Compositor
+
+    clip = write_clip(tmp_path / "c.mp4", face_on_background([(220, 140)] * 20, 200), 30.0)
+    remote = RemoteAnimator.connect(remote_worker.url, remote_worker.token, checkpoint=remote_worker.checkpoint)
+    pipeline = Pipeline(PipelineConfig(camera=clip, vcam=False, framing="manual", avatar_detail=True,
+                                       avatar=landscape_portrait((1920, 1080))), animator=remote)
+    outputs = []
+    pipeline.add_listener(lambda bundle: outputs.append(bundle.output))
+    try:
+        pipeline.start()
+        remote.wait_ready(60)
+        wait_until(lambda: remote.stats().received >= 3 and len(outputs) >= 3, message="pictures from the worker")
+    finally:
+        pipeline.stop()
+        remote.close()
+    placement = Compositor("picture", (1280, 720)).placement(pipeline.avatar)
+    x0, y0, x1, y1 = placement.roi
+    outside = np.ones((720, 1280), bool)
+    outside[y0:y1, x0:x1] = placement.mask == 0
+    outside[-80:, -120:] = False  # the AI label
+    frame = outputs[-1]
+    assert frame.shape == (720, 1280, 3) and np.array_equal(frame[outside], placement.background[outside])
+    assert np.abs(frame[y0:y1, x0:x1].astype(int) - placement.background[y0:y1, x0:x1]).mean() > 1  # animated
+    assert [n for n in pipeline.notices if "not available with a remote worker" in n]  # detail: said once
+    assert len([n for n in pipeline.notices if "detail" in n]) == 1
+
+
 def test_run_command_with_remote_worker(tmp_path, remote_worker):
     """`avatarcam run --remote URL --token T` in a subprocess: records frames made on the worker; a
     wrong token is one line and exit 2."""

@@ -19,7 +19,8 @@ OTHER = {"camera": ("clip.mp4", "clip.mp4"), "capture_size": ("1280x720", (1280,
          "device": ("cpu", "cpu"), "precision": ("bf16", "bf16"), "backend": ("onnx", "onnx"),
          "avatar": ("me.png", "me.png"), "framing": ("manual", "manual"), "detector": ("lbp", "lbp"),
          "stabilize": ("0.2", 0.2), "mirror_output": (None, True), "record": ("out.mp4", "out.mp4"),
-         "passthrough": (None, True), "max_frames": ("7", 7), "ai_label": (None, False)}
+         "passthrough": (None, True), "max_frames": ("7", 7), "ai_label": (None, False),
+         "vcam_size": ("1920x1080", (1920, 1080)), "output_layout": ("fit", "fit"), "avatar_detail": (None, True)}
 
 
 def test_every_field_declares_once_whether_it_applies_live_or_restarts():
@@ -41,16 +42,17 @@ def test_every_live_pipeline_field_has_a_public_setter_or_crop_control():
 def test_every_flagged_field_is_a_run_option_and_reaches_the_config():
     parser = build_parser()
     flagged = [spec for spec in fields(PipelineConfig) if spec.metadata.get("flag")]
-    assert {spec.name for spec in flagged} - {"vcam", "vcam_size", "vcam_fps"} == set(OTHER)
+    assert {spec.name for spec in flagged} - {"vcam", "vcam_fps"} == set(OTHER)
     for spec in flagged:
         if spec.name not in OTHER:
-            continue  # vcam is opened by the command itself; vcam_size/vcam_fps share --size/--fps
+            continue  # vcam is opened by the command itself; vcam_fps shares --fps
         text, value = OTHER[spec.name]
         flag = spec.metadata["flag"]
         argv = [flag, text] if text is not None else [flag if not spec.default else "--no-" + flag[2:]]
         config = _config(parser.parse_args(["run", *argv]))
         assert getattr(config, spec.name) == value, flag
     shared = _config(parser.parse_args(["run", "--size", "320x240", "--fps", "15"]))
-    assert shared.capture_size == shared.vcam_size == (320, 240) and shared.capture_fps == shared.vcam_fps == 15.0
+    assert shared.capture_size == (320, 240) and shared.vcam_size == (1280, 720)  # the output keeps its own size
+    assert shared.capture_fps == shared.vcam_fps == 15.0
     assert _config(parser.parse_args(["run", "--no-stabilize"])).stabilize == 0.0
     assert parser.parse_args(["run", "--no-vcam"]).vcam is False

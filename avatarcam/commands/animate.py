@@ -8,18 +8,20 @@ import sys
 
 import numpy as np
 
-from .run import add_ai_label_argument
+from .run import add_output_arguments
 
 HELP = "animate a portrait with a driving video and write an mp4 (offline, no camera needed)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..engine.options import BACKENDS, DEVICES, PRECISIONS
+    from ..video import VIDEO_SUFFIXES
 
     parser.add_argument("source", help="the portrait to animate (any image: PNG, JPEG, grey, RGBA, 16-bit)")
     parser.add_argument("driving", help="driving video (anything OpenCV reads); its first frame is the neutral pose "
                                            "unless --find-best-frame or --best-frame says otherwise")
-    parser.add_argument("-o", "--output", required=True, help="output .mp4 (written atomically)")
+    parser.add_argument("-o", "--output", required=True,
+                        help=f"output video ({', '.join(VIDEO_SUFFIXES)}; written atomically)")
     parser.add_argument("--checkpoint", help="model weights (default: vox-adv-cpk.pth.tar in the models folder)")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="model precision (default: auto)")
@@ -28,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-adapt-scale", action="store_true", help="do not adapt movement to the face sizes")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     parser.add_argument("--side-by-side", action="store_true",
-                        help="write source | driving | result side by side (the whole driving frame, "
-                             "letterboxed to keep its aspect)")
-    add_ai_label_argument(parser)
+                        help="write source | driving | result side by side, each at --output-size (the whole "
+                             "driving frame, letterboxed to keep its aspect)")
+    add_output_arguments(parser)  # --output-size, --output-layout, --avatar-detail, --ai-label (as for `run`)
     neutral = parser.add_mutually_exclusive_group()
     neutral.add_argument("--find-best-frame", action="store_true",
                          help="use the driving frame whose pose best matches the avatar as the neutral pose "
@@ -39,11 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="use driving frame N (0-based) as the neutral pose")
 
 
-def _panel(frame: np.ndarray, size: int) -> np.ndarray:
-    """The whole driving frame for the side-by-side view, letterboxed (a 4:3 frame is not squashed)."""
-    from ..pipeline.outputs import letterbox
-
-    return letterbox(frame, (size, size)).astype(np.float32) / 255.0
 
 
 def _load_animator(args: argparse.Namespace):
@@ -68,15 +65,43 @@ def _frames(reader, limit: int | None):
         yield frame
 
 
+def _output_stage(args: argparse.Namespace, animator):
+    """The compositor for ``--output-layout``/``--output-size`` (``pipeline/compositor.py``), with
+    detail transfer asked of the animator if ``--avatar-detail`` (one notice when unavailable)."""
+    from ..pipeline.compositor import OutputStage
+
+    if args.avatar_detail:
+        reason = animator.set_motion_output(True)
+        if reason:
+            print(f"avatarcam: {reason}", file=sys.stderr)
+    return OutputStage()
+
+
+def _output_frame(args: argparse.Namespace, stage, avatar, result: np.ndarray, frame: np.ndarray,
+                  animator) -> np.ndarray:
+    """The animated frame at the output size (source | driving | result with --side-by-side)."""
+    from ..imaging import to_uint8
+    from ..pipeline.pictures import letterbox
+
+    size, layout = args.output_size, args.output_layout
+    pasted = stage.picture(avatar, to_uint8(result), animator.last_motion(), layout=layout, size=size)
+    out = stage.compose(avatar, pasted, layout=layout, size=size, ai_label=args.ai_label)
+    if not args.side_by_side:
+        return out
+    still = stage.compose(avatar, None, layout=layout, size=size, ai_label=False)
+    return np.concatenate([still, letterbox(frame, size), out], axis=1)
+
+
 def _animate_all(args: argparse.Namespace, animator, source: np.ndarray, reader, writer) -> None:
     from tqdm import tqdm
 
-    from ..imaging import to_rgb_float, to_uint8
-    from ..pipeline.outputs import draw_ai_label
+    from ..imaging import to_rgb_float
+    from ..pipeline.avatar_picture import frame_avatar
 
-    source_sq = model_input(source, animator)
-    prepared = animator.set_source(source_sq)
+    avatar = frame_avatar(source, animator.size, whole=animator.domain != "face")
+    prepared = animator.set_source(avatar.model_input)
     neutral = choose_neutral(args, animator, prepared)
+    stage = _output_stage(args, animator)
     total = reader.frame_count or None
     if args.max_frames is not None:
         total = min(total, args.max_frames) if total else args.max_frames
@@ -87,33 +112,48 @@ def _animate_all(args: argparse.Namespace, animator, source: np.ndarray, reader,
                 result = animator.animate(model_input(to_rgb_float(frame), animator), t=float(i))
             else:
                 result = animator.animate_keypoints(neutral[i])  # detected in choose_neutral
-            if args.side_by_side:
-                result = np.concatenate([source_sq, _panel(frame, animator.size), result], axis=1)
-            writer.write(draw_ai_label(to_uint8(result)) if args.ai_label else result)
+            writer.write(_output_frame(args, stage, avatar, result, frame, animator))
             bar.update(1)
+
+
+def _write_video(args: argparse.Namespace, source: np.ndarray, reader) -> tuple[int, object]:
+    """Animate into ``args.output``; (frames, path). Ctrl-C, SIGTERM or SIGHUP keeps the frames made
+    so far as a finished, playable file and then goes on as an interrupt (exit 130 / 128+n)."""
+    from ..interrupts import stop_signals_ignored
+    from ..video import AtomicVideoWriter
+
+    writer = AtomicVideoWriter(args.output, fps=reader.fps)  # the output path: checked before the model loads
+    try:
+        _animate_all(args, _load_animator(args), source, reader, writer)
+    except KeyboardInterrupt:
+        with stop_signals_ignored():
+            if writer.frames:
+                path = writer.close()
+                print(f"avatarcam: stopped; wrote the first {writer.frames} frames to {path}", file=sys.stderr)
+            else:
+                writer.abort()
+        raise
+    except BaseException:
+        writer.abort()
+        raise
+    with stop_signals_ignored():  # a signal now must not leave the file half-published
+        return writer.frames, writer.close()
 
 
 def main(args: argparse.Namespace) -> int:
     from ..errors import AvatarcamError
     from ..imaging import load_image
-    from ..video import AtomicVideoWriter, VideoReader
+    from ..interrupts import stop_signals_interrupt
+    from ..video import VideoReader, check_video_path
 
     if args.max_frames is not None and args.max_frames < 1:
         raise AvatarcamError(f"--max-frames {args.max_frames}: give a positive number of frames.")
-    source = load_image(args.source)  # the cheap checks (inputs, output folder) before the model loads
-    reader = VideoReader(args.driving)
-    try:
+    check_video_path(args.output)  # the cheap checks (output, inputs) before the model loads
+    source = load_image(args.source)
+    with stop_signals_interrupt(), VideoReader(args.driving) as reader:
         check_best_frame(args.best_frame, reader.frame_count, args.max_frames, args.driving)
-        writer = AtomicVideoWriter(args.output, fps=reader.fps)
-        try:
-            _animate_all(args, _load_animator(args), source, reader, writer)
-            path = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-    finally:
-        reader.close()
-    print(f"wrote {writer.frames} frames to {path}")
+        frames, path = _write_video(args, source, reader)
+    print(f"wrote {frames} frames to {path}")
     return 0
 
 

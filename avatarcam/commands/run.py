@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 import time
 
 from ..errors import OutputError
+from ..interrupts import stop_signals_ignored, stop_signals_interrupt
 from ..remote.cli import add_client_arguments, await_worker, connect_from_args
 
 HELP = "Animate an avatar with your webcam into a virtual camera (no window)."
@@ -23,11 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_client_arguments(parser)  # --remote URL --token T ...: the model step on an `avatarcam serve` worker
 
 
-def add_ai_label_argument(parser: argparse.ArgumentParser) -> None:
-    """``--ai-label/--no-ai-label``, shared by ``run`` and ``animate``."""
+OUTPUT_FIELDS = ("vcam_size", "output_layout", "avatar_detail", "ai_label")  # what `animate` shares with `run`
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--output-size``, ``--output-layout``, ``--avatar-detail``, ``--ai-label``: the output options
+    ``animate`` shares with ``run``, from their declarations (pipeline/config.py)."""
     from ..pipeline.config import add_config_arguments
 
-    add_config_arguments(parser, names=("ai_label",))
+    add_config_arguments(parser, names=OUTPUT_FIELDS)
 
 
 def _status_line(stats) -> str:
@@ -114,35 +118,48 @@ def _start(args: argparse.Namespace, say, animator=None) -> tuple[object, thread
     return pipeline, done, vcam_ok
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """The output path, checked before any work (camera, avatar, model): OutputError, one line."""
+    from ..video import check_video_path
+
+    if args.record:
+        check_video_path(args.record)
+
+
+def _stop(pipeline, remote) -> tuple[str | None, object]:
+    """Finish the recording and stop everything; (the saved file or None, the last stats)."""
+    with stop_signals_ignored():  # a second Ctrl+C or SIGTERM must not break the clean stop
+        path = pipeline.stop_recording() if pipeline.recording else None
+        stats = pipeline.stats()
+        pipeline.stop()
+        if remote is not None:
+            remote.close()
+    return path, stats
+
+
 def main(args: argparse.Namespace) -> int:
+    check_outputs(args)
     tty = sys.stderr.isatty()
     lock = threading.Lock()
 
     def say(message: str) -> None:
         with lock:
-            print(("\r\033[K" if tty else "") + f"avatarcam: {message}", file=sys.stderr, flush=True)
+            try:
+                print(("\r\033[K" if tty else "") + f"avatarcam: {message}", file=sys.stderr, flush=True)
+            except OSError:  # the terminal is gone (SIGHUP): the recording still gets finished
+                pass
 
-    remote = connect_from_args(args)  # None unless --remote
-    pipeline, done, vcam_ok = _start(args, say, remote)
-    await_worker(remote, pipeline, say)
-    interrupted = False
-    previous = signal.getsignal(signal.SIGINT)
-    try:
-        _watch(pipeline, done, tty, say, lock)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not break the clean stop
+    with stop_signals_interrupt():  # SIGTERM / SIGHUP stop like Ctrl+C: the recording is finished
+        remote = connect_from_args(args)  # None unless --remote
+        pipeline, done, vcam_ok = _start(args, say, remote)
+        interrupted = False
         try:
-            path = pipeline.stop_recording() if pipeline.recording else None
-            stats = pipeline.stats()
-            pipeline.stop()
-            if remote is not None:
-                remote.close()
+            await_worker(remote, pipeline, say)
+            _watch(pipeline, done, tty, say, lock)
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
-            signal.signal(signal.SIGINT, previous)
-    if tty:
-        print(file=sys.stderr)
+            path, stats = _stop(pipeline, remote)
     say(("stopped: " if interrupted else "done: ") + _status_line(stats))
     if args.record:
         say(f"recorded {stats.recorded_frames} frames to {path}" if path

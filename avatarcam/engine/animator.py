@@ -15,6 +15,7 @@ from ..imaging import resize_square, to_rgb_float
 from .backends import Backend, make_backend
 from .checkpoint import Networks, load_networks
 from .config import FOMMConfig
+from .dense_motion import MotionField
 from .generator import EncodedSource
 from .motion import Keypoints, RelativeMotion
 from .neutral import Calibration, MatchReading, NeutralPose, make_calibration
@@ -68,6 +69,8 @@ class Animator:
         self._lock = threading.RLock()  # set_source / calibrate may come from another thread
         self.on_notice: Callable[[str], None] | None = None  # one-line notices (degenerate neutral pose)
         self.neutral = NeutralPose(motion, on_notice=self._notice)  # the one owner of the neutral pose
+        self._want_motion = False
+        self._last_motion: MotionField | None = None
 
     def _notice(self, message: str) -> None:
         if self.on_notice is not None:
@@ -120,6 +123,11 @@ class Animator:
 
     @property
     def has_source(self) -> bool:
+        return self._source is not None
+
+    @property
+    def ready(self) -> bool:
+        """Pictures can be made now: here, as soon as an avatar is set."""
         return self._source is not None
 
     @property
@@ -188,6 +196,24 @@ class Animator:
     def reset_calibration(self) -> None:
         self.neutral.reset()
 
+    # the dense motion field (detail transfer) ----------------------------------------------
+    def set_motion_output(self, enabled: bool) -> str | None:
+        """Keep each animated frame's dense motion field for :meth:`last_motion` (same forward, no
+        extra work). None when that works; else the one-line reason (a backend that returns the
+        picture only, e.g. ONNX Runtime) and nothing is kept."""
+        decode = getattr(self.backend, "decode_with_motion", None)
+        if enabled and decode is None:
+            self._want_motion = False
+            return (f"detail from the avatar needs the torch backend (the {self.backend.name} backend gives "
+                    f"the picture only); it stays off.")
+        self._want_motion = bool(enabled)
+        self._last_motion = None
+        return None
+
+    def last_motion(self) -> MotionField | None:
+        """The motion field of the picture the last :meth:`animate` returned (None unless asked for)."""
+        return self._last_motion
+
     # the one route from a frame to a picture -----------------------------------------------
     def animate(self, frame: np.ndarray, *, keypoint_filter: KeypointFilter | None = None,
                 t: float | None = None) -> np.ndarray:
@@ -204,7 +230,13 @@ class Animator:
                 raise RuntimeError("Animator.set_source() must be called before animate()")
             calibration = self.neutral.observe(kp, time.monotonic() if t is None else t)
             job = AnimateJob(self._source, kp, calibration)
-        return self.animate_batch([job])[0]
+        if not self._want_motion:
+            return self.animate_batch([job])[0]
+        device = self.backend.device
+        driving = _jacobians_like(job.source.keypoints, self._driving(job).to(device))
+        out = self.backend.decode_with_motion(job.source.encoded, job.source.keypoints.to(device), driving)
+        self._last_motion = out.motion
+        return _to_images(out.prediction)[0]
 
     def _driving(self, job: AnimateJob) -> Keypoints:
         device = job.source.keypoints.value.device
@@ -215,16 +247,16 @@ class Animator:
 
     def animate_batch(self, jobs: Sequence[AnimateJob]) -> np.ndarray:
         """(N,S,S,3) float32: N driving poses of N prepared avatars (repeats allowed) in ONE batched
-        decoder forward; each item equals the batch-1 result."""
+        decoder forward; each item equals the batch-1 result, whatever the other items are."""
         if not jobs:
             return np.zeros((0, self.size, self.size, 3), np.float32)
         device = self.backend.device
-        driving = [self._driving(job).to(device) for job in jobs]
-        # items with and without jacobians cannot share a forward (Keypoints.cat): one forward per kind,
-        # so no item's picture depends on what the others are
-        groups: dict[tuple[bool, bool], list[int]] = {}
-        for i, (job, kp) in enumerate(zip(jobs, driving, strict=True)):
-            groups.setdefault((job.source.keypoints.has_jacobian, kp.has_jacobian), []).append(i)
+        driving = [_jacobians_like(job.source.keypoints, self._driving(job).to(device)) for job in jobs]
+        # a model without jacobians and one with them cannot share a forward (Keypoints.cat): one forward
+        # per kind, so no item's picture depends on what the others are
+        groups: dict[bool, list[int]] = {}
+        for i, kp in enumerate(driving):
+            groups.setdefault(kp.has_jacobian, []).append(i)
         out = np.empty((len(jobs), self.size, self.size, 3), np.float32)
         for rows in groups.values():
             encoded = EncodedSource.cat([jobs[i].source.encoded for i in rows])
@@ -232,3 +264,14 @@ class Animator:
             kp_driving = Keypoints.cat([driving[i] for i in rows])
             out[rows] = _to_images(self.backend.decode(encoded, kp_source, kp_driving))
         return out
+
+
+def _jacobians_like(source: Keypoints, driving: Keypoints) -> Keypoints:
+    """Driving keypoints without jacobians for an avatar with them (the remote schema allows it) get the
+    avatar's own: source @ inverse(source) is the identity, which is what "no driving jacobian" means in
+    the sparse motion (dense_motion.py). So every backend renders them (the exported graphs take
+    jacobians) and they share a batch with the others."""
+    if driving.jacobian is not None or source.jacobian is None:
+        return driving
+    return Keypoints(driving.value, source.jacobian.to(driving.value.device).expand(
+        driving.value.shape[0], *source.jacobian.shape[1:]).clone())

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .dense_motion import MotionField
 from .motion import Keypoints, RelativeMotion
 from .neutral import MatchReading
 
@@ -45,6 +46,11 @@ class AnimatorProtocol(Protocol):
     # the avatar -----------------------------------------------------------------------------------
     @property
     def has_source(self) -> bool: ...
+
+    @property
+    def ready(self) -> bool:
+        """Pictures can be made now (a remote worker has confirmed the avatar). Until then the pipeline
+        publishes nothing: no still avatar, no recording of a start that is then refused."""
 
     def prepare_source(self, image: np.ndarray) -> Any:
         """Everything that depends only on the avatar (cacheable; thread-safe, no side effect)."""
@@ -78,5 +84,12 @@ class AnimatorProtocol(Protocol):
         """A driving face crop (HxWx3 RGB) -> the animated avatar (SxSx3 float32 RGB in [0,1]), or
         None when no new picture exists since the last call (a remote worker has not answered yet):
         the caller then publishes and counts nothing."""
+
+    def set_motion_output(self, enabled: bool) -> str | None:
+        """Ask ``animate`` to keep each frame's dense motion field (detail transfer); None when it
+        can, else the one-line reason it cannot (then :meth:`last_motion` stays None)."""
+
+    def last_motion(self) -> MotionField | None:
+        """The dense motion field of the picture the last ``animate`` returned, or None."""
 
     def close(self) -> None: ...

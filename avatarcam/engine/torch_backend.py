@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 
 from .checkpoint import Networks
-from .generator import EncodedSource
+from .generator import EncodedSource, GeneratorOutput
 from .motion import Keypoints
 from .options import Progress, notify
 from .precision import DTYPES
@@ -77,6 +77,15 @@ class TorchBackend:
         kp_source, kp_driving = kp_source.to(self.device), kp_driving.to(self.device)
         return self._decode_fn(encoded.features, encoded.small, kp_source.value, kp_driving.value,
                                kp_source.jacobian, kp_driving.jacobian)
+
+    @torch.inference_mode()
+    def decode_with_motion(self, encoded: EncodedSource, kp_source: Keypoints,
+                           kp_driving: Keypoints) -> GeneratorOutput:
+        """:meth:`decode` that also keeps the forward's dense motion field (``GeneratorOutput.motion``:
+        the flow and occlusion detail transfer needs), from the same single forward. Always the eager
+        prepared generator: the compiled / CUDA-graph decoder returns the prediction alone."""
+        kp_source, kp_driving = kp_source.to(self.device), kp_driving.to(self.device)
+        return self.generator.decode(encoded, kp_source, kp_driving)
 
     def render(self, source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
         """The prediction for a source and a driving picture on this device (the precision check)."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import socket
 import sys
 
+from PyQt6.QtCore import QSocketNotifier
 from PyQt6.QtGui import QColor, QPalette
-from PyQt6.QtWidgets import QApplication
+from PyQt6.QtWidgets import QApplication, QWidget
 
 from ..errors import AvatarcamError
+from ..interrupts import STOP_SIGNALS, exit_code
 from ..qtcheck import qt_platform_problem
 from ..settings import Settings, load_settings
 from .options import overrides
@@ -98,4 +102,43 @@ def main(args=None) -> int:
     settings, notice = load_settings()
     window = create_window(settings, notice=notice, overrides=overrides(args))
     window.show()
-    return int(app.exec())
+    return run_window(app, window)
+
+
+def run_window(app: QApplication, window: QWidget) -> int:
+    """Qt's event loop until the window closes. Ctrl-C, SIGTERM and SIGHUP close the window as
+    its close button does (the recording is finished and saved); the exit code is then the
+    signal's (128+n).
+
+    Python runs a signal handler only between bytecodes, never while Qt's loop waits in C++, so
+    the signal wakes the loop through a socket (``signal.set_wakeup_fd``) and a QSocketNotifier."""
+    wake, watch = socket.socketpair()
+    for end in (wake, watch):
+        end.setblocking(False)
+    received: list[int] = []
+    stop_signals = (signal.SIGINT, *STOP_SIGNALS)
+    # a Python handler must be set for the wakeup byte to be written (and to not be killed at once)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in stop_signals}
+    previous_fd = signal.set_wakeup_fd(wake.fileno())
+    notifier = QSocketNotifier(watch.fileno(), QSocketNotifier.Type.Read)
+
+    def close_window() -> None:
+        try:
+            received.extend(watch.recv(64))  # the wakeup fd writes each signal's number as a byte
+        except BlockingIOError:
+            pass
+        if received:
+            window.close()  # closeEvent: the pipeline stops and the recording is saved
+            app.quit()  # also ends a dialog's nested loop
+
+    notifier.activated.connect(close_window)
+    try:
+        code = int(app.exec())
+    finally:
+        notifier.setEnabled(False)
+        signal.set_wakeup_fd(previous_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        wake.close()
+        watch.close()
+    return exit_code(received[0]) if received else code

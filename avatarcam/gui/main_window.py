@@ -333,6 +333,7 @@ class MainWindow(QMainWindow):
         if p is not None:
             setters.update(framing=p.set_framing_mode, relative=p.set_relative, adapt_scale=p.set_adapt_scale,
                            stabilize=p.set_stabilize, ai_label=p.set_ai_label,
+                           output_layout=p.set_output_layout, avatar_detail=p.set_avatar_detail,
                            auto_calibrate_seconds=p.set_auto_calibrate_seconds,
                            zoom=lambda zoom: p.zoom_crop(zoom / p.crop_zoom),
                            offset=lambda to: p.move_crop(to[0] - p.crop_offset[0], to[1] - p.crop_offset[1]))

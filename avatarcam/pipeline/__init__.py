@@ -7,7 +7,8 @@ from .capture import list_cameras, probe_camera
 from .config import PipelineConfig
 from .crop import crop_portrait
 from .detectors import LBPDetector, face_alignment_weights_cached, face_alignment_weights_dir, make_detector
-from .outputs import FileSink, letterbox, vcam_fix_message
+from .outputs import FileSink, vcam_fix_message
+from .pictures import letterbox
 from .pipeline import Pipeline, PipelineStats
 from .worker import FrameBundle
 

@@ -2,7 +2,7 @@
 
 Qt-free. ``add_avatar`` validates an image, crops it around its face and copies it into the
 user's avatar folder under a name that never replaces an existing file. ``prepare_avatar_image``
-turns any picture into the model's 256x256 avatar.
+turns any picture into the model's input (``avatar_picture.frame_avatar`` keeps the whole picture too).
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import numpy as np
 
 from .. import paths
 from ..errors import AvatarcamError, MediaError
-from ..imaging import IMAGE_SUFFIXES, center_square, load_image, resize_square, to_rgb_float, to_uint8
-from .crop import CROP_SIZE, crop_portrait
-
-AVATAR_SIZE = CROP_SIZE
+from ..imaging import IMAGE_SUFFIXES, center_square, load_image, resize_square, to_uint8
+from .avatar_picture import bounded_picture, frame_avatar
+from .crop import CROP_SIZE
 
 
 @dataclass(frozen=True)
@@ -53,18 +52,6 @@ def list_avatars(user_dir: str | os.PathLike | None = None,
     return out
 
 
-def crop_face(image: np.ndarray) -> np.ndarray:
-    """A square portrait around the picture's face, AVATAR_SIZE x AVATAR_SIZE RGB uint8; the
-    centred square when the face detector fails."""
-    img = to_uint8(image)
-    try:
-        return resize_square(crop_portrait(img), AVATAR_SIZE)
-    except MediaError:
-        raise
-    except Exception:  # noqa: BLE001 - a detector problem must not stop the user adding a picture
-        return resize_square(np.ascontiguousarray(center_square(img)), AVATAR_SIZE)
-
-
 def default_avatar() -> str:
     """The first bundled avatar (``avatars/`` in the install)."""
     folder = paths.bundled_avatars_dir()
@@ -74,15 +61,10 @@ def default_avatar() -> str:
     return str(found[0])
 
 
-def prepare_avatar_image(image: str | os.PathLike | np.ndarray) -> np.ndarray:
-    """A path or an array -> the 256x256 uint8 avatar. A picture of exactly 256x256 is taken as
-    already framed; anything else is cropped around its face (``crop_portrait``)."""
-    if isinstance(image, (str, os.PathLike)):
-        image = load_image(image)
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[:2] == (AVATAR_SIZE, AVATAR_SIZE):
-        return to_uint8(to_rgb_float(arr))
-    return crop_portrait(arr)
+def prepare_avatar_image(image: str | os.PathLike | np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """A path or an array -> the size x size uint8 picture the model sees (``frame_avatar``): a
+    picture of exactly that size is taken as already framed; anything else is cropped around its face."""
+    return frame_avatar(image, size).model_input
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -94,15 +76,15 @@ def _base_name(src: Path) -> str:
 
 
 def add_avatar(src: str | os.PathLike, user_dir: str | os.PathLike | None = None) -> Path:
-    """Copy an image into the user's avatar folder (face-cropped, as PNG); returns the new path.
+    """Copy an image into the user's avatar folder (the whole picture, as PNG, scaled down only
+    beyond ``MAX_PICTURE_SIDE``: the output shows it, the face is framed when it is used); returns the new path.
 
     Never overwrites: ``name.png``, ``name-2.png``, ``name-3.png``... A bad image raises
     ``MediaError`` and nothing is written.
     """
     src = Path(src).expanduser()
     image = load_image(src)  # MediaError with a one-line fix for anything unreadable
-    portrait = crop_face(image)
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(portrait, cv2.COLOR_RGB2BGR))
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(bounded_picture(image), cv2.COLOR_RGB2BGR))
     if not ok:  # pragma: no cover - encoding a valid uint8 array does not fail
         raise MediaError(f"{src}: could not be converted to PNG; try another image.")
     folder = Path(user_dir) if user_dir is not None else paths.user_avatars_dir()
@@ -134,7 +116,7 @@ def add_avatar(src: str | os.PathLike, user_dir: str | os.PathLike | None = None
     raise MediaError(f"{folder}: too many avatars named {base}; rename the picture.")
 
 
-def load_avatar(path: str | os.PathLike) -> np.ndarray:
-    """An avatar file as AVATAR_SIZE x AVATAR_SIZE RGB uint8 (centre-cropped if not square)."""
+def load_avatar(path: str | os.PathLike, size: int = CROP_SIZE) -> np.ndarray:
+    """An avatar file as size x size RGB uint8 (centre-cropped if not square)."""
     img = to_uint8(load_image(path))
-    return resize_square(np.ascontiguousarray(center_square(img)), AVATAR_SIZE)
+    return resize_square(np.ascontiguousarray(center_square(img)), size)

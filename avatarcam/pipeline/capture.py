@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import CameraError
 from ..imaging import opencv_to_rgb
+from ..video import is_text_rendering, not_a_video_message
 
 # Camera states, as reported in PipelineStats.camera_state.
 OPENING, RUNNING, RETRYING, FAILED, ENDED = "opening", "running", "retrying", "failed", "ended"
@@ -95,6 +96,7 @@ class OpenCVSource:
     def __init__(self, spec: str, size: tuple[int, int] = (640, 480), fps: float = 30.0) -> None:
         spec = str(spec).strip()
         self.spec = spec
+        self._first: np.ndarray | None = None  # a file's first frame, read to check it is a video
         self.is_file = not is_camera_index(spec) and not is_stream_url(spec)
         if is_camera_index(spec):
             self._cap = _open_index(int(spec))
@@ -114,10 +116,13 @@ class OpenCVSource:
             if not path.is_file():
                 raise CameraError(f"{path}: video not found; check the path (or pass a camera index such as 0).")
             self._cap = _open_index(os.fspath(path))
-            if not self._cap.isOpened():
+            # FFmpeg "opens" some files that hold no video (a text file named .jpg, a damaged mp4)
+            # and then never gives a frame: the first frame is read now, so such a file is one line
+            # at start instead of a camera "lost" and retried forever.
+            self._first = self._read() if self._cap.isOpened() and not is_text_rendering(self._cap) else None
+            if self._first is None:
                 self._cap.release()
-                raise CameraError(f"{path}: not a readable video (corrupt or unsupported codec); "
-                                  f"convert it to mp4 (H.264 or MPEG-4).")
+                raise CameraError(not_a_video_message(path))
         else:
             self._cap = _open_index(spec)
             if not self._cap.isOpened():
@@ -126,9 +131,13 @@ class OpenCVSource:
         own = self._cap.get(cv2.CAP_PROP_FPS) if self.is_file else 0.0
         self.fps = float(own) if self.is_file and own and 1.0 <= own <= 240.0 else (30.0 if self.is_file else None)
 
-    def read(self) -> np.ndarray | None:
+    def _read(self) -> np.ndarray | None:
         ok, frame = self._cap.read()
         return opencv_to_rgb(frame) if ok and frame is not None else None
+
+    def read(self) -> np.ndarray | None:
+        first, self._first = self._first, None
+        return first if first is not None else self._read()
 
     def close(self) -> None:
         self._cap.release()

@@ -15,9 +15,11 @@ from ..engine.options import BACKENDS, DEVICES, NEUTRAL_WINDOW_RANGE, PRECISIONS
 from ..errors import AvatarcamError
 
 FRAMINGS = ("auto", "manual")  # follow the face | fixed centred crop
+# the avatar picture covers the output (never bars) | the whole picture, padded | the model's square alone
+OUTPUT_LAYOUTS = ("picture", "fit", "face")
 DETECTORS = ("auto", "face-alignment", "lbp")
 CAPTURE_SIZES = ((640, 480), (1280, 720), (960, 540), (320, 240), (1920, 1080))
-VCAM_SIZES = ((640, 480), (1280, 720), (960, 540), (512, 512), (256, 256))
+VCAM_SIZES = ((1280, 720), (640, 480), (1920, 1080), (960, 540), (512, 512), (256, 256))
 ZOOM_RANGE = (0.3, 4.0)
 OFFSET_RANGE = (-1.0, 1.0)  # crop shift, in crop sides
 STABILIZE_RANGE = (0.0, 1.0)
@@ -47,7 +49,9 @@ def declare(apply: str, **more: Any) -> dict[str, Any]:
 
 @dataclass
 class PipelineConfig:
-    """Everything :class:`~avatarcam.pipeline.Pipeline` needs; defaults suit a 640x480 webcam.
+    """Everything :class:`~avatarcam.pipeline.Pipeline` needs; defaults suit a 640x480 webcam and a
+    1280x720 output (``vcam_size``: every sink's frame size; ``output_layout``: how the avatar picture
+    fills it, ``compositor.py``; ``avatar_detail``: detail transfer, ``engine/detail.py``).
 
     ``camera``: a camera index as digits ("0"), a video file path or a stream URL.
     ``stabilize``: keypoint smoothing strength in [0, 1]; 0 turns it off.
@@ -69,9 +73,9 @@ class PipelineConfig:
         help="camera index, video file or stream URL (default: 0)"))
     capture_size: tuple[int, int] = field(default=(640, 480), metadata=declare(
         RESTART, range=SIZE_RANGE, sizes=CAPTURE_SIZES, label="Capture size", group="Camera", flag="--size",
-        metavar="WxH", help="camera and virtual camera size (default: 640x480)"))
+        metavar="WxH", help="camera capture size (default: 640x480; the output size is --output-size)"))
     capture_fps: float = field(default=30.0, metadata=declare(
-        RESTART, range=FPS_RANGE, flag="--fps", help="camera and virtual camera fps (default: 30)"))
+        RESTART, range=FPS_RANGE, flag="--fps", help="camera and output fps (default: 30)"))
     loop_video: bool = field(default=True, metadata=declare(
         RESTART, flag="--loop", help="a video file as camera starts again at its end (default: on)"))
     checkpoint: str | None = field(default=None, metadata=declare(  # None = the default places
@@ -108,8 +112,18 @@ class PipelineConfig:
     vcam: bool = field(default=True, metadata=declare(
         LIVE, label="Send the output to the virtual camera", group="Virtual camera", flag="--vcam",
         help="send the avatar to the virtual camera (default: on)"))
-    vcam_size: tuple[int, int] = field(default=(640, 480), metadata=declare(
-        RESTART, range=SIZE_RANGE, sizes=VCAM_SIZES, label="Output size", group="Virtual camera", flag="--size"))
+    vcam_size: tuple[int, int] = field(default=(1280, 720), metadata=declare(
+        RESTART, range=SIZE_RANGE, sizes=VCAM_SIZES, label="Output size", group="Virtual camera",
+        flag="--output-size", metavar="WxH",
+        help="size of every output frame: virtual camera, recording, preview (default: 1280x720)"))
+    output_layout: str = field(default="picture", metadata=declare(
+        LIVE, choices=OUTPUT_LAYOUTS, label="Output layout", group="Virtual camera", flag="--output-layout",
+        help="picture: the whole avatar picture covering the output, the face animated in it (default); "
+             "fit: the whole picture, padded; face: the model's square alone"))
+    avatar_detail: bool = field(default=False, metadata=declare(
+        LIVE, label="Detail from the avatar picture (experimental)", group="Virtual camera", flag="--avatar-detail",
+        help="add the avatar picture's own fine detail, moved by the model's motion field, to the animated face "
+             "(torch backend only; default: off)"))
     vcam_fps: float = field(default=30.0, metadata=declare(
         RESTART, range=FPS_RANGE, label="Output frame rate", group="Virtual camera", flag="--fps"))
     vcam_backend: str | None = field(default=None, metadata=declare(RESTART, session_only=True))

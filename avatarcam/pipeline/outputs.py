@@ -1,7 +1,6 @@
-"""Outputs: the virtual camera, the recording, and the picture helpers they share.
-
-The model's square result is scaled to the virtual camera's height and padded to its aspect,
-like a normal webcam picture. A missing virtual-camera device gives one message with the fix for
+"""Outputs: the virtual camera and the recording, two ``Sink``s (``sinks.py``: the protocol and
+the registry). The frames they get are already at the output size (``compositor.py``; the picture
+helpers are in ``pictures.py``). A missing virtual-camera device gives one message with the fix for
 the OS; the pipeline carries on with its other outputs.
 """
 
@@ -13,15 +12,12 @@ import shutil
 import threading
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 
 from ..errors import AvatarcamError, OutputError
-from ..imaging import to_uint8
 from ..video import AtomicVideoWriter
 
 LINUX_FIX = "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=avatarcam"
-AI_LABEL = "AI"  # drawn in the bottom-right corner of every animated frame that leaves avatarcam
 
 
 def vcam_fix_message(system: str | None = None, detail: str = "") -> str:
@@ -35,53 +31,6 @@ def vcam_fix_message(system: str | None = None, detail: str = "") -> str:
         return (f"no virtual camera{why}; fix: install OBS Studio 28 or newer, click 'Start Virtual Camera' "
                 f"once and stop it again, then restart avatarcam.")
     return f"no virtual camera{why}; this OS is not supported by pyvirtualcam."
-
-
-def fitted_box(shape: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(left, top, width, height) of a picture of ``shape`` (H, W, ...) fitted inside ``size`` =
-    (width, height) with its aspect kept, centred: where ``letterbox`` puts it."""
-    w, h = size
-    ih, iw = shape[:2]
-    s = min(w / iw, h / ih)
-    nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
-    return (w - nw) // 2, (h - nh) // 2, nw, nh
-
-
-def letterbox(image: np.ndarray, size: tuple[int, int], mirror: bool = False) -> np.ndarray:
-    """Fit an RGB image (any shape) inside ``size`` = (width, height) keeping its aspect, padded
-    with black; optionally mirrored left-right. Returns a new HxWx3 uint8 array."""
-    img = to_uint8(image)
-    w, h = size
-    ih, iw = img.shape[:2]
-    left, top, nw, nh = fitted_box(img.shape, size)
-    if (nw, nh) != (iw, ih):
-        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if nw < iw else cv2.INTER_LINEAR)
-    if mirror:
-        img = img[:, ::-1]
-    if (nw, nh) == (w, h):
-        return np.ascontiguousarray(img)
-    out = np.zeros((h, w, 3), np.uint8)
-    out[top:top + nh, left:left + nw] = img
-    return out
-
-
-def draw_ai_label(image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """A copy of ``image`` (HxWx3 uint8) with a small "AI" badge in the bottom-right corner of
-    ``box`` = (left, top, width, height) (default: the whole image; the pipeline passes the
-    picture's area inside the letterbox, so an app that crops the bars away keeps the label):
-    white text on a dark box, about 1/20 of the picture's height, away from the face."""
-    image = np.array(image, dtype=np.uint8)  # a copy: the caller's frame may be a held picture
-    left, top, w, h = box or (0, 0, image.shape[1], image.shape[0])
-    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(h / 240))
-    scale = cv2.getFontScaleFromHeight(font, max(9, round(h / 22)), thickness)
-    (tw, th), _ = cv2.getTextSize(AI_LABEL, font, scale, thickness)
-    pad = max(2, th // 3)
-    x1, y1 = left + w - pad, top + h - pad
-    x0, y0 = max(left, x1 - tw - 2 * pad), max(top, y1 - th - 2 * pad)
-    box = image[y0:y1, x0:x1]
-    box[:] = (box.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken to 40%: legible on any background
-    cv2.putText(image, AI_LABEL, (x0 + pad, y1 - pad), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return image
 
 
 class VirtualCameraSink:
@@ -132,18 +81,22 @@ class FileSink:
     Every frame handed to ``write`` is recorded exactly once, in order, and the file plays at
     ``fps``: frames are never repeated to pad the video to real time, so when the model makes
     fewer than ``fps`` frames a second the recording plays faster than it happened. Only a disk
-    slower than the stream drops frames (counted in ``dropped``). A write failure disables the
-    recording and reports through ``on_error``; it never raises into the stream.
+    slower than the stream drops frames (counted in ``dropped``). A full disk or a write failure
+    stops the recording early: what was recorded is finished and kept under the final name, and
+    ``on_error`` gets one line saying so; it never raises into the stream.
     """
 
     MAX_QUEUE = 64
-    # OpenCV's writer fails silently on a full disk, so free space is checked instead; stopping
-    # with room to spare lets the file be finished and kept.
-    MIN_FREE_BYTES = 200 << 20
-    CHECK_EVERY = 30  # frames
+    # On a full disk OpenCV's writer fails silently: frames are lost and the index written at the
+    # end (the mp4 "moov" atom) cannot be, so the file does not play. Free space is therefore checked
+    # before every frame (one statvfs call) and the recording finished while there is room left for
+    # the index, the synthetic tag and the frames still in the encoder's buffers.
+    FINISH_RESERVE = 4 << 20  # bytes: FFmpeg's unflushed write buffer (256 KB), the tag, a margin
+    INDEX_BYTES_PER_FRAME = 32  # the index grows with the frame count (size, offset, time of each)
+    FRAMES_IN_FLIGHT = 4  # an encoded frame is at most about its raw size; a few may be buffered
 
     def __init__(self, path: str, fps: float = 30.0, on_error: Callable[[str], None] | None = None) -> None:
-        self.writer = AtomicVideoWriter(path, fps)  # raises OutputError for a bad folder at once
+        self.writer = AtomicVideoWriter(path, fps)  # raises OutputError for a bad path at once
         self.path = self.writer.path
         self.fps = float(fps)
         self.on_error = on_error
@@ -162,6 +115,13 @@ class FileSink:
     def thread(self) -> threading.Thread:
         return self._thread
 
+    def open(self) -> None:
+        """The file is opened by the constructor (an unusable path fails there, before the stream)."""
+
+    def send(self, frame: np.ndarray) -> None:
+        """The ``Sink`` protocol's name for :meth:`write`."""
+        self.write(frame)
+
     def write(self, frame: np.ndarray) -> None:
         if self.failed:
             return
@@ -169,6 +129,11 @@ class FileSink:
             self._queue.put_nowait(frame)
         except queue.Full:  # the disk is slower than the stream: drop, never block it
             self.dropped += 1
+
+    def reserve(self, frame: np.ndarray) -> int:
+        """Bytes that must stay free before ``frame`` is written, so the file can still be finished."""
+        return self.FINISH_RESERVE + self.INDEX_BYTES_PER_FRAME * self.writer.frames + \
+            self.FRAMES_IN_FLIGHT * np.asarray(frame).size
 
     def _loop(self) -> None:
         while True:
@@ -178,26 +143,27 @@ class FileSink:
             if self.failed:
                 continue
             try:
-                if self.writer.frames % self.CHECK_EVERY == 0:
-                    free = shutil.disk_usage(self.path.parent).free
-                    if free < self.MIN_FREE_BYTES:
-                        self._stop_for_disk(free)
-                        continue
+                free = shutil.disk_usage(self.path.parent).free
+                if free < self.reserve(frame):
+                    self._stop_early(f"the disk is almost full ({free >> 20} MB free)",
+                                     "free some space or record to another drive")
+                    continue
                 self.writer.write(frame)
-            except Exception as err:  # noqa: BLE001
-                self.failed = f"recording to {self.path} stopped: {err}"
-                self.writer.abort()
-                if self.on_error:
-                    self.on_error(self.failed)
+            except Exception as err:  # noqa: BLE001 - never into the stream
+                self._stop_early(str(err).rstrip("."), "")
 
-    def _stop_for_disk(self, free: int) -> None:
-        try:
-            self.saved = str(self.writer.close()) if self.writer.frames else None
-        except AvatarcamError:
-            self.saved = None
-        kept = f"; the first {self.writer.frames} frames are saved in {self.saved}" if self.saved else ""
-        self.failed = (f"recording to {self.path} stopped: the disk is almost full ({free >> 20} MB free){kept}; "
-                       f"free some space or record to another drive.")
+    def _stop_early(self, why: str, fix: str) -> None:
+        """Finish and keep what was recorded so far; one line through ``on_error``."""
+        if self.writer.frames:
+            try:
+                self.saved = str(self.writer.close())
+            except AvatarcamError:  # the writer removed its partial file
+                self.saved = None
+        else:
+            self.writer.abort()
+        kept = f"the first {self.writer.frames} frames are saved in {self.saved}" if self.saved \
+            else "no video was saved"
+        self.failed = f"recording to {self.path} stopped: {why}; {kept}" + (f"; {fix}." if fix else ".")
         if self.on_error:
             self.on_error(self.failed)
 

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +20,21 @@ import numpy as np
 from ..engine import AnimatorProtocol, RelativeMotion
 from ..engine.neutral import AUTO, FIND_BEST, MatchReading
 from ..errors import AvatarcamError, OutputError
+from ..imaging import load_image
 from ..paths import FileIdentity, file_identity
-from .avatars import AVATAR_SIZE, default_avatar, prepare_avatar_image
+from .avatar_picture import AvatarPicture, frame_avatar
+from .avatars import default_avatar
 from .capture import FAILED, OPENING, CaptureThread, Opener
-from .config import PipelineConfig
+from .config import OUTPUT_LAYOUTS, PipelineConfig, check_choice
 from .detectors import FaceDetector, make_detector
 from .framing import FaceFramer
 from .loading import load_animator
 from .outputs import FileSink, VirtualCameraSink
+from .sinks import Sink, make_sink
 from .stabilizer import KeypointStabilizer
 from .worker import FrameBundle, InferenceWorker, Timings
 
 Listener = Callable[[FrameBundle], None]
-Prepared = tuple[object, np.ndarray]  # (the animator's prepared source, the 256x256 uint8 picture)
 
 
 @dataclass
@@ -87,13 +89,14 @@ class Pipeline:
         self._worker: InferenceWorker | None = None
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
+        self._sinks: list[Sink] = []  # every output; the virtual camera and the recording among them
         self._vcam: VirtualCameraSink | None = None
         self._vcam_state = "off"
         self._recorder: FileSink | None = None
         self._recorded_frames = 0
-        self._avatar_cache: dict[Hashable, Prepared] = {}
-        self._avatar_by_path: dict[str, Prepared] = {}  # the latest version prepared from each file
-        self._avatar_image = np.zeros((AVATAR_SIZE, AVATAR_SIZE, 3), np.uint8)
+        self._avatar_cache: dict[Hashable, AvatarPicture] = {}
+        self._avatar_by_path: dict[str, AvatarPicture] = {}  # the latest version prepared from each file
+        self._avatar: AvatarPicture | None = None
         self._avatar_request = 0
         self._avatar_threads: list[threading.Thread] = []
         self._started = False
@@ -130,7 +133,9 @@ class Pipeline:
         """Cheap checks first (avatar file, recording folder), then the slow model load."""
         cfg = self.config
         avatar = cfg.avatar if cfg.avatar is not None else default_avatar()
-        picture = prepare_avatar_image(avatar) if self._cached(avatar) is None else None  # MediaError
+        picture = None
+        if self._cached(avatar) is None and isinstance(avatar, (str, os.PathLike)):
+            picture = load_image(avatar)  # MediaError, before the model loads
         if cfg.record:
             self.start_recording(cfg.record)  # OutputError for a folder that cannot be written
         if self.animator is None:
@@ -141,7 +146,8 @@ class Pipeline:
         if self._framing.detector is None:
             self._framing.detector = make_detector(cfg.detector, notice=self._notice)
         # the first avatar is prepared here so the first output frame already shows it
-        self._apply(*self._prepare(avatar, picture))
+        self._apply(self._prepare(avatar, picture))
+        self._framing.size = self.animator.size  # the driving crop at the model's size
         if cfg.vcam:
             message = self.set_vcam_enabled(True)
             if message:
@@ -169,7 +175,7 @@ class Pipeline:
             self.stop_recording()
             raise
         self._worker = InferenceWorker(capture, self._framing, self.animator, cfg, publish=self._publish,
-                                       get_avatar=lambda: self._avatar_image, stabilizer=self._stabilizer,
+                                       get_avatar=lambda: self._avatar, stabilizer=self._stabilizer,
                                        notice=self._notice)
         self._started = True
         self._framing.start_async()
@@ -191,6 +197,8 @@ class Pipeline:
         self._framing.stop(timeout=max(0.01, deadline - time.monotonic()))
         self.stop_recording()
         self.set_vcam_enabled(False)
+        for sink in list(self._sinks):
+            self.remove_sink(sink)
 
     def _stream_threads(self) -> list[threading.Thread]:
         out = [t for t in (self._capture, self._worker, self._framing.thread) if t is not None]
@@ -204,23 +212,39 @@ class Pipeline:
         return out
 
     # output stage --------------------------------------------------------------------------------
-    def _send_vcam(self, vcam: VirtualCameraSink, frame: np.ndarray) -> None:
-        try:
-            vcam.send(frame)
-        except Exception as err:  # noqa: BLE001
-            with self._lock:
-                if self._vcam is vcam:
-                    self._vcam, self._vcam_state = None, "error"
-            vcam.close()
+    def add_sink(self, sink: Sink) -> None:
+        """Open ``sink`` (``OutputError`` with the fix if it cannot) and send it every output frame
+        from now on (``sinks.py``: the protocol and the registry of sink kinds)."""
+        sink.open()
+        with self._lock:
+            self._sinks.append(sink)
+
+    def remove_sink(self, sink: Sink):
+        """Stop sending to ``sink`` and close it; returns what its ``close`` returns."""
+        with self._lock:
+            if sink not in self._sinks:
+                return None
+            self._sinks.remove(sink)
+        return sink.close()
+
+    def _sink_failed(self, sink: Sink, err: Exception) -> None:
+        with self._lock:
+            if self._vcam is sink:
+                self._vcam, self._vcam_state = None, "error"
+        self.remove_sink(sink)
+        if isinstance(sink, VirtualCameraSink):
             self._notice(f"virtual camera stopped ({type(err).__name__}: {err}); turn it on again to retry.")
+        else:
+            self._notice(f"output {type(sink).__name__} stopped ({type(err).__name__}: {err})")
 
     def _publish(self, bundle: FrameBundle, timings: Timings) -> None:
         with self._lock:
-            vcam, recorder = self._vcam, self._recorder
-        if vcam is not None:
-            self._send_vcam(vcam, bundle.output)
-        if recorder is not None:
-            recorder.write(bundle.output)
+            sinks = list(self._sinks)
+        for sink in sinks:
+            try:
+                sink.send(bundle.output)
+            except Exception as err:  # noqa: BLE001 - one failing output never stops the others
+                self._sink_failed(sink, err)
         self.last_bundle = bundle
         for listener in list(self._listeners):
             try:
@@ -277,6 +301,14 @@ class Pipeline:
         """The "AI" label on outgoing animated frames (virtual camera and recordings)."""
         self.config.ai_label = bool(enabled)
 
+    def set_output_layout(self, layout: str) -> None:
+        """picture | fit | face (``config.OUTPUT_LAYOUTS``); the next frame uses it."""
+        self.config.output_layout = check_choice("output_layout", layout, OUTPUT_LAYOUTS)
+
+    def set_avatar_detail(self, enabled: bool) -> None:
+        """Detail from the avatar picture (``engine/detail.py``); unavailable backends say so once."""
+        self.config.avatar_detail = bool(enabled)
+
     def set_relative(self, enabled: bool) -> None:
         self.config.relative = bool(enabled)
         if self.animator is not None:
@@ -326,15 +358,15 @@ class Pipeline:
         with self._lock:
             if not enabled:
                 if self._vcam is not None:
-                    self._vcam.close()
+                    self.remove_sink(self._vcam)
                 self._vcam, self._vcam_state = None, "off"
                 return None
             if self._vcam is not None:
                 return None
             cfg = self.config
-            sink = VirtualCameraSink(tuple(cfg.vcam_size), cfg.vcam_fps, cfg.vcam_backend)
+            sink = make_sink("virtual-camera", size=tuple(cfg.vcam_size), fps=cfg.vcam_fps, backend=cfg.vcam_backend)
             try:
-                sink.open()
+                self.add_sink(sink)
             except OutputError as err:
                 self._vcam_state = "unavailable"
                 return str(err)
@@ -349,7 +381,8 @@ class Pipeline:
     def start_recording(self, path: str | os.PathLike) -> None:
         """Record the output to an mp4 while streaming; raises OutputError for an unusable path."""
         self.stop_recording()
-        sink = FileSink(os.fspath(path), self.config.vcam_fps, on_error=self._notice)
+        sink = make_sink("file", path=os.fspath(path), fps=self.config.vcam_fps, on_error=self._notice)
+        self.add_sink(sink)
         with self._lock:
             self._recorder = sink
 
@@ -359,7 +392,7 @@ class Pipeline:
             sink, self._recorder = self._recorder, None
         if sink is None:
             return None
-        saved = sink.close()
+        saved = self.remove_sink(sink)
         self._recorded_frames = sink.frames
         return saved
 
@@ -368,40 +401,50 @@ class Pipeline:
         return self._recorder is not None
 
     # avatars -------------------------------------------------------------------------------------
-    def _cached(self, image) -> Prepared | None:
+    def _cached(self, image) -> AvatarPicture | None:
         key = _avatar_key(image)
         if key is not None:
             return self._avatar_cache.get(key)
         # the file is gone (deleted or on an unplugged drive): reuse what was prepared from it
         return self._avatar_by_path.get(str(Path(image).expanduser().resolve()))
 
-    def _prepare(self, image, picture: np.ndarray | None = None) -> Prepared:
+    def _prepare(self, image, picture: np.ndarray | None = None) -> AvatarPicture:
+        """The avatar record (the picture framed for the model's size, the animator's source), cached."""
         cached = self._cached(image)
         if cached is not None:
             return cached
         key = _avatar_key(image)
-        picture = prepare_avatar_image(image) if picture is None else picture
-        prepared = (self.animator.prepare_source(picture), picture)
+        framed = frame_avatar(image if picture is None else picture, self.animator.size)
+        prepared = replace(framed, source=self.animator.prepare_source(framed.model_input))
         self._avatar_cache[key] = prepared
         if isinstance(key, FileIdentity):
             self._avatar_by_path[key.path] = prepared
         return prepared
 
-    def _apply(self, source, picture: np.ndarray) -> None:
-        self.animator.use_source(source)
-        self._avatar_image = picture
+    def _apply(self, avatar: AvatarPicture) -> None:
+        self.animator.use_source(avatar.source)
+        self._avatar = avatar
         if self._worker is not None:
             self._worker.avatar_changed()
 
     @property
-    def avatar_image(self) -> np.ndarray:
-        return self._avatar_image
+    def avatar(self) -> AvatarPicture | None:
+        """The current avatar: its whole picture, the model's crop in it, the model's input."""
+        return self._avatar
+
+    @property
+    def avatar_image(self) -> np.ndarray | None:
+        """The current avatar as the model sees it (model size, uint8)."""
+        return self._avatar.model_input if self._avatar is not None else None
 
     def _load_avatar(self, image, request: int) -> None:
         try:
             prepared = self._prepare(image)
+            worker, cfg = self._worker, self.config
+            if worker is not None:  # the placement too, so the switch costs the stream nothing
+                worker.stage.prepare(prepared, layout=cfg.output_layout, size=tuple(cfg.vcam_size))
             if request == self._avatar_request and not self._stopped:
-                self._apply(*prepared)
+                self._apply(prepared)
         except Exception as err:  # noqa: BLE001
             name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else "the picture"
             detail = str(err) if isinstance(err, AvatarcamError) else f"{type(err).__name__}: {err}"
@@ -418,7 +461,7 @@ class Pipeline:
             return
         cached = self._cached(image)
         if cached is not None:
-            self._apply(*cached)
+            self._apply(cached)
             return
         thread = threading.Thread(target=self._load_avatar, args=(image, self._avatar_request),
                                   name="avatarcam-avatar", daemon=True)

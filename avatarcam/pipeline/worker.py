@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..imaging import to_uint8
+from .avatar_picture import AvatarPicture
 from .capture import CaptureThread, Frame
+from .compositor import OutputStage
 from .config import PipelineConfig
 from .framing import FaceFramer, FramingResult
-from .outputs import draw_ai_label, fitted_box, letterbox
 from .stabilizer import KeypointStabilizer
 
 
@@ -30,13 +31,13 @@ class NO_NEW_PICTURE:  # noqa: N801 - a sentinel: the animator had no new pictur
 class FrameBundle:
     """One output frame and what it was made from."""
 
-    output: np.ndarray  # HxWx3 uint8 RGB at vcam_size: exactly what the virtual camera receives
+    output: np.ndarray  # HxWx3 uint8 RGB at vcam_size: exactly what every sink receives
     camera: np.ndarray  # the raw camera frame, uint8 RGB
     crop_box: tuple[int, int, int] | None  # (x, y, side) in camera pixels
-    avatar: np.ndarray  # 256x256x3 uint8: the current avatar
+    avatar: np.ndarray  # the current avatar as the model sees it (model size, uint8)
     face_found: bool
     index: int  # the camera frame's index
-    crop: np.ndarray | None = None  # the 256x256 framed driving crop
+    crop: np.ndarray | None = None  # the framed driving crop (model size)
     t_capture: float = 0.0  # time.monotonic() of the camera frame
     t_picked: float = 0.0  # time.monotonic() when the worker took the frame
     match: float | None = None  # this frame's pose match with the avatar, 0-100 % (None: not animated)
@@ -55,12 +56,14 @@ class InferenceWorker(threading.Thread):
     """Runs the animator on the newest framed crop and hands each result to ``publish``.
 
     ``publish(bundle, timings)`` does the output stage (sinks, listeners) and returns when done.
-    ``get_avatar()`` returns the current avatar (256x256 uint8) for the no-face / idle picture.
-    ``config`` is read on every frame (passthrough, mirror_output, vcam_size): the live controls.
+    ``get_avatar()`` returns the current avatar record (``AvatarPicture``): its picture is the output's
+    background, the model's picture is pasted back into it (``compositor.py``).
+    ``config`` is read on every frame (passthrough, mirror_output, vcam_size, output_layout,
+    avatar_detail): the live controls.
     """
 
     def __init__(self, capture: CaptureThread, framer: FaceFramer, animator, config: PipelineConfig, *,
-                 publish: Callable[[FrameBundle, Timings], None], get_avatar: Callable[[], np.ndarray],
+                 publish: Callable[[FrameBundle, Timings], None], get_avatar: Callable[[], AvatarPicture],
                  stabilizer: KeypointStabilizer | None = None,
                  notice: Callable[[str], None] | None = None, poll_s: float = 0.1) -> None:
         super().__init__(name="avatarcam-inference", daemon=True)
@@ -77,7 +80,10 @@ class InferenceWorker(threading.Thread):
         self.frames_out = 0
         self.timings = Timings()
         self._out_times: deque[float] = deque(maxlen=60)
-        self._last_result: np.ndarray | None = None  # last good model output (256x256 uint8)
+        self._last_result: np.ndarray | None = None  # last good picture to paste (model size, or HD with detail)
+        self.stage = OutputStage()
+        self._detail = False  # the animator keeps the motion field (avatar_detail on and available)
+        self._detail_asked = False
         self._keypoint_centre: tuple[float, float] | None = None  # of the last animated frame, crop units
         self._halt = threading.Event()
         self._errors = 0
@@ -138,6 +144,32 @@ class InferenceWorker(threading.Thread):
                 self.notice(f"the model failed on a frame ({type(err).__name__}: {err}); holding the last picture")
             return None
 
+    def _sync_detail(self, wanted: bool) -> None:
+        """Turn the animator's motion field on or off when ``avatar_detail`` changes; one notice
+        when the animator cannot give it (ONNX Runtime, a remote worker)."""
+        if wanted == self._detail_asked:
+            return
+        self._detail_asked = wanted
+        reason = self.animator.set_motion_output(wanted)
+        self._detail = wanted and reason is None
+        if reason:
+            self.notice(reason)
+
+    def _paste(self, avatar: AvatarPicture, result: np.ndarray) -> np.ndarray:
+        """The model's picture, or with detail transfer the crop at output resolution."""
+        cfg = self.config
+        motion = self.animator.last_motion() if self._detail else None
+        return self.stage.picture(avatar, result, motion, layout=cfg.output_layout, size=cfg.vcam_size)
+
+    def _output(self, frame: Frame, avatar: AvatarPicture) -> np.ndarray:
+        cfg = self.config
+        if cfg.passthrough:
+            return self.stage.passthrough(frame.image, layout=cfg.output_layout, size=cfg.vcam_size,
+                                          mirror=cfg.mirror_output)
+        # no face: hold the last good picture (or the still avatar), never garbage
+        return self.stage.compose(avatar, self._last_result, layout=cfg.output_layout, size=cfg.vcam_size,
+                                  mirror=cfg.mirror_output, ai_label=cfg.ai_label)
+
     def step(self, frame: Frame) -> FrameBundle | None:
         """Frame in, one output frame published; None when nothing new was made (not published, not
         counted: the fps and the recordings hold new pictures only)."""
@@ -148,26 +180,23 @@ class InferenceWorker(threading.Thread):
         timings.framing_ms = (t_framed - t_pick) * 1000
         avatar = self.get_avatar()
         cfg = self.config
+        self._sync_detail(cfg.avatar_detail)
         match = None
+        if not cfg.passthrough and not self.animator.ready:
+            return None  # e.g. a remote worker still connecting: nothing to show or record yet
         if not cfg.passthrough and framed.face_found and framed.crop is not None:
             result = self._animate(framed.crop, frame.t)
             if result is NO_NEW_PICTURE:
                 return None
             if result is not None:
-                self._last_result = result
+                self._last_result = self._paste(avatar, result)
                 match = self.animator.match_reading().match
                 if framed.box is not None and self._keypoint_centre is not None:
                     self.framer.note_keypoints(framed.box, self._keypoint_centre)
         t_model = time.monotonic()
         timings.model_ms = (t_model - t_framed) * 1000
-        if cfg.passthrough:
-            output = letterbox(frame.image, cfg.vcam_size, cfg.mirror_output)
-        else:  # no face: hold the last good frame (or the still avatar), never garbage
-            shown = self._last_result if self._last_result is not None else avatar
-            output = letterbox(shown, cfg.vcam_size, cfg.mirror_output)
-            if cfg.ai_label:
-                output = draw_ai_label(output, fitted_box(shown.shape, cfg.vcam_size))
-        bundle = FrameBundle(output, frame.image, framed.box, avatar, framed.face_found, frame.index,
+        output = self._output(frame, avatar)
+        bundle = FrameBundle(output, frame.image, framed.box, avatar.model_input, framed.face_found, frame.index,
                              framed.crop, frame.t, t_pick, match)
         self.publish(bundle, timings)
         t_done = time.monotonic()

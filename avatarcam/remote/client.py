@@ -248,6 +248,12 @@ class RemoteAnimator:
     def has_source(self) -> bool:
         return self._source is not None
 
+    @property
+    def ready(self) -> bool:
+        """The worker has confirmed the avatar: pictures can come. Until then (or after a refusal) the
+        pipeline publishes nothing, so a refused start records nothing."""
+        return self._source_kp is not None
+
     def wait_ready(self, timeout: float) -> None:
         """Block until the worker has the avatar ready; one-line AvatarcamError if refused or unreachable
         (at start-up a failed attempt is reported at once; later, lost links are re-dialled)."""
@@ -266,6 +272,14 @@ class RemoteAnimator:
             self._stats.state = "closed"
 
     # avatar and neutral pose -----------------------------------------------------------------
+    def set_motion_output(self, enabled: bool) -> str | None:
+        """Detail transfer needs the dense motion field; the worker sends the picture only."""
+        return ("detail from the avatar is not available with a remote worker (it sends the picture "
+                "only); it stays off.") if enabled else None
+
+    def last_motion(self) -> None:
+        return None
+
     def prepare_source(self, image: np.ndarray) -> RemoteSource:
         rgb = to_uint8(resize_square(to_rgb_float(image), self.size))
         data = encode_picture(rgb, "png")  # lossless: the worker prepares exactly this picture
