@@ -10,8 +10,11 @@ run one at a time, the variants' order rotating, alternating quiet and loaded ro
 means one extra process spinning a core (the video-call app). All children share one user data
 folder, primed by one untimed ``auto`` start (ONNX export, precision checks, the CPU runtime race).
 Accuracy: PSNR of each variant's frames against torch fp32 on the same frames (worst frame).
-Start times come from ``scripts/bench_start.py``. Writes ``<out>/<cpu>-openvino.json`` and
-``<out>/<cpu>-openvino.md`` (the tables in docs/performance.md).
+The split's cost: OpenVINO bf16 as run (geometry stages f32, conv stacks bf16) against the single
+generator graph at the bf16 hint (geometry in bf16: faster, below the accuracy bar), alternated in
+separate processes (``engine/runtime_race.py``), quiet. Start times come from
+``scripts/bench_start.py``. Writes ``<out>/<cpu>-openvino.json`` and ``<out>/<cpu>-openvino.md``
+(the tables in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -174,6 +177,25 @@ def ratios(rows: list[dict]) -> dict:
     return out
 
 
+def split_cost(data: Path, rounds: int) -> dict:
+    """Median frame ms of OpenVINO bf16 split vs the single bf16 generator graph, each in its own
+    process, alternated; on the export the priming start made."""
+    from avatarcam.engine import runtime_race
+
+    manifests = sorted(data.glob("**/export.json"))
+    if not manifests:
+        return {}
+    folder = str(manifests[0].parent)
+    ms: dict[str, list[float]] = {"split": [], "single graph": []}
+    for _ in range(max(rounds, 1)):
+        for name, split in (("split", True), ("single graph", False)):
+            spec = {"backend": "openvino", "folder": folder, "device": "CPU", "precision": "bf16", "split": split}
+            ms[name].append(runtime_race.measure(spec))
+    out = {name: statistics.median(values) for name, values in ms.items()}
+    print(f"  split cost: {json.dumps(ms)}", flush=True)
+    return {"split_ms": out["split"], "single_graph_ms": out["single graph"], "runs_ms": ms}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -202,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Priming the shared data folder (export, checks, runtime race)...", flush=True)
         run_child({"checkpoint": checkpoint, "options": {}, "frames": 1}, env)
         measured = measure(checkpoint, args.frames, args.rounds, tmp, env)
+        split = split_cost(tmp / "data", args.rounds)
         rows = rows_of(measured, accuracy(tmp))
         starts, runs_as = measure_starts(checkpoint, "cpu", args.starts, str(tmp / "starts")) if args.starts \
             else ({}, {})
@@ -217,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{hw['torch']}, OpenVINO {hw.get('openvino', '-')}; {args.frames} frames x {args.rounds} rounds "
               f"per variant and condition; `{command.strip()}`")
     text = markdown(rows, starts, runs_as, header)
+    if split:
+        text += (f"\nOpenVINO bf16, quiet, keypoints + decode per frame: geometry split {split['split_ms']:.1f} ms, "
+                 f"single bf16 graph {split['single_graph_ms']:.1f} ms (median of {args.rounds} processes each).\n")
     print("\n" + text)
     summary = ratios(rows)
     print("targets:", json.dumps({k: round(v, 2) for k, v in summary.items()}))
@@ -225,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = re.sub(r"[^a-z0-9]+", "-", hw["cpu"].lower()).strip("-") + f"-{hw['cpu_count']}core-openvino"
     (out / f"{stem}.json").write_text(json.dumps({"hardware": hw, "command": command.strip(), "note": args.note,
                                                   "frames": args.frames, "rounds": args.rounds, "results": rows,
-                                                  "ratios": summary, "starts_s": starts,
+                                                  "ratios": summary, "starts_s": starts, "split_cost": split,
                                                   "starts_run_as": runs_as}, indent=2))
     (out / f"{stem}.md").write_text(text)
     print(f"wrote {out / stem}.json and .md")

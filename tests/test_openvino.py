@@ -7,6 +7,7 @@ run for real.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -15,10 +16,19 @@ import torch
 
 pytest.importorskip("openvino")
 
-from avatarcam.engine import Animator, EngineOptions, runtime_race  # noqa: E402
+from avatarcam.engine import Animator, EngineOptions, load_networks, runtime_race  # noqa: E402
 from avatarcam.engine import openvino_backend as ovb  # noqa: E402
+from avatarcam.engine.export import GENERATOR_STAGES, MANIFEST, is_complete, split_generator  # noqa: E402
 from avatarcam.engine.openvino_backend import OpenVINOBackend, pick_device, resolve_openvino_precision  # noqa: E402
-from avatarcam.engine.precision import auto_precision, cpu_has_native_bf16, resolve_device  # noqa: E402
+from avatarcam.engine.options import PSNR_BAR_DB  # noqa: E402
+from avatarcam.engine.precision import (  # noqa: E402
+    auto_precision,
+    cpu_has_native_bf16,
+    psnr,
+    render_accuracy,
+    resolve_device,
+)
+from avatarcam.engine.torch_backend import TorchBackend  # noqa: E402
 from avatarcam.errors import AvatarcamError  # noqa: E402
 
 
@@ -84,6 +94,82 @@ def test_reduced_precision_is_checked_once_and_kept_above_the_bar(tiny_checkpoin
         assert anim.backend.accuracy_db >= 45.0 and not any("Checking" in m for m in again)  # cached
     finally:
         cpu_has_native_bf16.cache_clear()
+
+
+def _runtime_precisions(compiled) -> dict[str, set[str]]:
+    """{layer type: precisions it ran in} from OpenVINO's runtime model (what the plugin really executes)."""
+    ran: dict[str, set[str]] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        ran.setdefault(info["layerType"].astype(str), set()).add(info["runtimePrecision"].astype(str))
+    return ran
+
+
+def test_reduced_precision_keeps_the_geometry_fp32(tiny_export):
+    """bf16 compiles the conv stacks bf16 and the geometry stages (flow, softmax, GridSample) f32; the
+    single generator graph at the bf16 hint runs the flow's arithmetic in bf16 (the plugin ignores
+    per-node marks), which is why it is split."""
+    backend = OpenVINOBackend(tiny_export, "CPU", "bf16")
+    assert backend.precision == "bf16"  # this CPU has native bf16 (AVX512-BF16)
+    assert [stage["reduced"] for stage in backend.generator_stages] == [False, True, False, True, False]
+    for stage, compiled in zip(backend.generator_stages, backend.generator_models, strict=True):
+        ran = _runtime_precisions(compiled)
+        if stage["reduced"]:
+            assert ran.get("Convolution") == {"bf16"} and "GridSample" not in ran
+        else:
+            assert "Convolution" not in ran and not any("bf16" in p for p in ran.values()), ran
+    assert sum("GridSample" in _runtime_precisions(m) for m in backend.generator_models) == 2
+    one_graph = OpenVINOBackend(tiny_export, "CPU", "bf16", split=False)
+    ran = _runtime_precisions(one_graph.generator_models[0])
+    assert "bf16" in ran["Softmax"] | ran["MatMul"]  # the mask softmax, the jacobian product
+
+
+def test_accuracy_check_refuses_bf16_geometry_and_passes_the_split(tiny_checkpoint, tiny_export):
+    """The old single bf16 graph passed the old check (smooth seeded picture) and lost accuracy on
+    faces; the check on moving faces refuses it and passes the fp32-geometry split."""
+    networks = load_networks(tiny_checkpoint)
+    reference = TorchBackend(networks, torch.device("cpu"), "fp32").render
+    size = networks.config.image_size
+    one_graph = OpenVINOBackend(tiny_export, "CPU", "bf16", split=False)
+    split = OpenVINOBackend(tiny_export, "CPU", "bf16")
+    assert render_accuracy(one_graph.render, reference, size, "cpu") < PSNR_BAR_DB
+    assert render_accuracy(split.render, reference, size, "cpu") >= PSNR_BAR_DB
+
+
+def test_openvino_bf16_stays_above_the_bar_on_animated_faces(tiny_checkpoint, tiny_export, monkeypatch):
+    """What auto picks keeps >= 45 dB from torch fp32 on every frame of a moving face (the Animator's
+    whole path: calibration, relative motion), not only on the check's inputs."""
+    from synthetic import astronaut_face, driving_frames
+
+    monkeypatch.setenv("AVATARCAM_CPU_BF16", "1")
+    cpu_has_native_bf16.cache_clear()
+    try:
+        runs = {}
+        for backend, precision in (("openvino", "auto"), ("torch", "fp32")):
+            options = EngineOptions(device="cpu", precision=precision, backend=backend, onnx_dir=str(tiny_export))
+            anim = Animator.from_checkpoint(tiny_checkpoint, options)
+            frames = driving_frames(12)
+            anim.set_source(astronaut_face(256))
+            anim.calibrate(frames[0])
+            runs[anim.describe()] = [anim.animate(frame) for frame in frames[1:]]
+    finally:
+        cpu_has_native_bf16.cache_clear()
+    got, want = runs["openvino CPU bf16"], runs["torch-cpu fp32"]
+    assert min(psnr(a, b) for a, b in zip(got, want, strict=True)) >= PSNR_BAR_DB
+
+
+def test_generator_split_refuses_a_wrong_cut_and_old_exports_are_redone(tiny_export, tmp_path):
+    assert json.loads((tiny_export / MANIFEST).read_text())["generator_stages_max_abs_error"] < 1e-5  # exact cut
+    shutil.copy(tiny_export / "generator.onnx", tmp_path)
+    with pytest.raises(AvatarcamError, match="cannot split the generator by precision"):
+        split_generator(tmp_path / "generator.onnx", [])  # no conv stack: convolutions would stay fp32
+    old = tmp_path / "old"
+    shutil.copytree(tiny_export, old, ignore=shutil.ignore_patterns(ovb.CACHE_SUBDIR))
+    assert is_complete(old)
+    manifest = json.loads((old / MANIFEST).read_text())
+    del manifest[GENERATOR_STAGES]
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    assert not is_complete(old)  # an export from before the precision stages is made again
 
 
 def test_auto_uses_a_listed_intel_gpu_and_falls_back_to_the_cpu(tiny_checkpoint, tiny_export, monkeypatch):
@@ -171,3 +257,13 @@ def test_full_model_openvino_fp32_matches_the_reference_fixture(vox_checkpoint, 
     assert anim.describe() == "openvino CPU fp32"
     out = _animate(anim, parity_fixture)
     assert np.abs(out - parity_fixture["prediction"][0].transpose(1, 2, 0)).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_full_model_openvino_bf16_passes_the_check_on_moving_faces(vox_checkpoint, vox_export):
+    """The full-size model (where the single bf16 graph measured 38.4 dB on the check's faces)."""
+    folder, _ = vox_export
+    networks = load_networks(vox_checkpoint)
+    reference = TorchBackend(networks, torch.device("cpu"), "fp32").render
+    split = OpenVINOBackend(folder, "CPU", "bf16")
+    assert render_accuracy(split.render, reference, networks.config.image_size, "cpu") >= PSNR_BAR_DB

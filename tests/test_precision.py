@@ -174,9 +174,38 @@ def test_precision_check_runs_on_one_device(tiny_networks, monkeypatch):
         seen.append((a.device.type, b.device.type))
         return 60.0
 
-    monkeypatch.setattr(backends, "psnr", fake_psnr)  # meta tensors carry no values to compare
+    monkeypatch.setattr(precision, "psnr", fake_psnr)  # meta tensors carry no values to compare
     assert backends.precision_accuracy(tiny_networks, torch.device("meta"), "bf16") == 60.0
-    assert seen == [("meta", "meta")]
+    assert seen == [("meta", "meta")] * len(precision.CHECK_MOTIONS)
+
+
+def _detail(image: torch.Tensor) -> float:
+    return float((image[..., 1:, :] - image[..., :-1, :]).abs().mean())
+
+
+def test_check_inputs_are_a_moving_face(monkeypatch):
+    """The check measures on pictures like real use: a textured face (the smooth seeded picture hid
+    OpenVINO's bf16 warp error) and moved copies of it; the worst pair counts."""
+    pairs = precision.check_inputs(256)
+    assert len(pairs) == len(precision.CHECK_MOTIONS) >= 2
+    smooth, _ = precision.seeded_inputs(256)
+    for source, driving in pairs:
+        assert source.shape == driving.shape == (1, 3, 256, 256)
+        assert _detail(source) > 2 * _detail(smooth)  # a photo's texture
+        assert psnr(source, driving) < 25  # really moved
+    assert precision.render_accuracy(lambda s, d: d, lambda s, d: d, 256, "cpu") == float("inf")
+    results = iter([50.0, 44.0])
+    monkeypatch.setattr(precision, "psnr", lambda a, b: next(results))
+    assert precision.render_accuracy(lambda s, d: d, lambda s, d: d, 256, "cpu") == 44.0
+
+
+def test_a_result_of_an_older_check_is_not_reused(tiny_checkpoint, tiny_networks, monkeypatch):
+    config, cpu, current = tiny_networks.config, torch.device("cpu"), precision.CHECK_VERSION
+    monkeypatch.setattr(precision, "CHECK_VERSION", current - 1)
+    precision.store_accuracy(tiny_checkpoint, config, cpu, "bf16", 45.8)
+    assert precision.cached_accuracy(tiny_checkpoint, config, cpu, "bf16") == 45.8
+    monkeypatch.setattr(precision, "CHECK_VERSION", current)
+    assert precision.cached_accuracy(tiny_checkpoint, config, cpu, "bf16") is None
 
 
 def test_torch_backend_stages_stay_on_their_device(tiny_networks):

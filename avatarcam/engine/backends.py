@@ -26,8 +26,7 @@ from .precision import (
     cached_accuracy,
     cached_result,
     passes,
-    predictions,
-    psnr,
+    render_accuracy,
     resolve_device,
     resolve_onnx_precision,
     resolve_precision,
@@ -53,12 +52,11 @@ class Backend(Protocol):
 
 def precision_accuracy(networks: Networks, device: torch.device, precision: str,
                        channels_last: bool | None = None) -> float:
-    """PSNR (dB) of the prepared ``precision`` networks against the prepared fp32 networks, both on
-    ``device`` and fed the same seeded inputs; only the two final pictures leave the device."""
+    """The accuracy check (:func:`.precision.render_accuracy`, worst dB) of the prepared ``precision``
+    networks against the prepared fp32 networks, both on ``device``."""
     low = TorchBackend(networks, device, precision, channels_last=channels_last)
     reference = TorchBackend(networks, device, "fp32", channels_last=channels_last)
-    got, want = predictions(low.render, reference.render, networks.config.image_size, device)
-    return psnr(got, want)
+    return render_accuracy(low.render, reference.render, networks.config.image_size, device)
 
 
 def _verified_precision(networks: Networks, options: EngineOptions, device: torch.device, precision: str,
@@ -144,8 +142,7 @@ def _checked_openvino(folder, ov_device: str, networks: Networks, options: Engin
     if db is None:
         notify(progress, f"Checking OpenVINO {backend.precision} accuracy against fp32...")
         reference = TorchBackend(networks, torch.device("cpu"), "fp32")
-        got, want = predictions(backend.render, reference.render, networks.config.image_size, torch.device("cpu"))
-        db = psnr(got, want)
+        db = render_accuracy(backend.render, reference.render, networks.config.image_size, "cpu")
         store_accuracy(checkpoint, networks.config, where, what, db)
     if not passes(db):
         notify(progress, f"OpenVINO {backend.precision} is {db:.1f} dB from fp32 (< {PSNR_BAR_DB:.0f} dB): "

@@ -6,7 +6,16 @@ Files in the export folder:
 * ``source_encoder.onnx``: image -> features (1,C,S/4,S/4), small (1,3,S/4,S/4)  (once per avatar)
 * ``generator.onnx``: features, small, value_source, jacobian_source, value_driving,
   jacobian_driving -> prediction (1,3,S,S)  (per frame: dense motion + warp + decoder)
-* ``export.json``: what was exported (checkpoint key, config, opset, the measured errors).
+* ``generator.<i>.onnx``: the same per-frame graph cut into consecutive stages, each either all
+  geometry (sparse motions, heatmaps, mask softmax, flow, every GridSample: fp32 always) or all
+  conv stack (the dense-motion hourglass with its mask/occlusion convolutions, the decoder: may run
+  in a reduced precision). A runtime that applies one precision to a whole graph (OpenVINO's
+  ``INFERENCE_PRECISION_HINT``) compiles each stage on its own to keep the geometry fp32, as the
+  torch backend does (:mod:`.prepare`). The cut follows the ONNX name scopes of the sub-modules whose
+  weights the preparation pass puts in the compute dtype (:func:`reduced_precision_scopes`), so the
+  model code has one forward; ``onnx.utils.Extractor`` cuts the graph.
+* ``export.json``: what was exported (checkpoint key, config, opset, the measured errors, the
+  generator's stages with their inputs and outputs).
 
 The graphs are exported from the fp32 prepared networks (:mod:`.prepare`: BatchNorm folded,
 sub-pixel up blocks), so ONNX Runtime gets the same reduced FLOPs as the torch backend.
@@ -19,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -41,9 +51,10 @@ from .precision import seeded_inputs
 from .prepare import prepare_for_inference
 
 OPSET = 17  # GridSample needs >= 16
-EXPORT_VERSION = 1  # bump when the exported graphs change
+EXPORT_VERSION = 2  # bump when the exported graphs change (2: the generator's precision stages)
 STAGES = ("kp_detector", "source_encoder", "generator")
 MANIFEST = "export.json"
+GENERATOR_STAGES = "generator_stages"  # manifest key: [{"file", "reduced", "inputs", "outputs"}, ...]
 
 
 class _Detector(nn.Module):
@@ -168,7 +179,53 @@ def default_cache_dir(key: str, stem: str = "model") -> Path:
 
 def is_complete(folder: str | os.PathLike) -> bool:
     folder = Path(folder)
-    return (folder / MANIFEST).is_file() and all((folder / f"{s}.onnx").is_file() for s in STAGES)
+    if not (folder / MANIFEST).is_file() or not all((folder / f"{s}.onnx").is_file() for s in STAGES):
+        return False
+    try:
+        stages = read_manifest(folder)[GENERATOR_STAGES]
+    except (OSError, ValueError, KeyError):
+        return False  # an export from before the precision stages
+    return all((folder / stage["file"]).is_file() for stage in stages)
+
+
+def reduced_precision_scopes(gen: OcclusionAwareGenerator) -> list[tuple[str, ...]]:
+    """The generator's largest sub-modules (as name paths) whose weights the preparation pass puts
+    in the compute dtype: the conv stacks. Everything else in the per-frame graph decides where
+    pixels go and stays fp32 (read off :func:`.prepare.prepare_for_inference`, not listed here)."""
+    low = prepare_for_inference(gen, torch.bfloat16)
+    scopes: list[tuple[str, ...]] = []
+
+    def visit(module: nn.Module, path: tuple[str, ...]) -> None:
+        tensors = [*module.parameters(), *module.buffers()]
+        if tensors and all(t.dtype == torch.bfloat16 for t in tensors):
+            scopes.append(path)
+            return
+        for name, child in module.named_children():
+            visit(child, (*path, name))
+
+    visit(low, ())
+    return scopes
+
+
+def _in_scopes(node_name: str, scopes: list[tuple[str, ...]]) -> bool:
+    """Whether an exported node ("/bottleneck/r0/conv1/Conv", "/up_blocks.0/Relu") belongs to one of
+    ``scopes``. The exporter joins called modules with "/" and a list's index with ".": both split."""
+    parts = tuple(re.split(r"[/.]", node_name.strip("/")))[:-1]
+    return any(parts[:len(scope)] == scope for scope in scopes)
+
+
+def _stage_of_nodes(graph, scopes: list[tuple[str, ...]]) -> list[int]:
+    """Each node's stage: even stages are geometry (fp32), odd ones conv stacks; a node goes to the
+    first stage of its kind after every stage it reads from (Constant nodes and weights are free)."""
+    made_in: dict[str, int] = {}
+    stages = []
+    for node in graph.node:
+        kind = int(_in_scopes(node.name, scopes))
+        after = max((made_in.get(name, -1) for name in node.input), default=-1)
+        stage = -1 if node.op_type == "Constant" else max(after, 0) + (max(after, 0) % 2 != kind)
+        stages.append(stage)
+        made_in.update((name, stage) for name in node.output)
+    return stages
 
 
 def _example_inputs(config: FOMMConfig, gen: OcclusionAwareGenerator, det: nn.Module) -> dict[str, tuple]:
@@ -189,6 +246,36 @@ def _export_stage(stage: str, module: nn.Module, example: tuple, path: Path, ops
                           input_names=input_names(stage, with_jac), output_names=output_names(stage, with_jac),
                           do_constant_folding=True, dynamo=False)
     return {"file": path.name, "export_seconds": round(time.perf_counter() - t0, 2)}
+
+
+def split_generator(path: Path, scopes: list[tuple[str, ...]]) -> list[dict]:
+    """Cut ``generator.onnx`` into its precision stages (``generator.<i>.onnx`` beside it); returns
+    their manifest entries in running order. Refuses a cut that would leave a convolution in a
+    geometry stage or a GridSample in a conv stack (the exporter's names changed)."""
+    import onnx
+    from onnx.utils import Extractor
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))  # the cut tensors need their shapes
+    graph = model.graph
+    stage_of = _stage_of_nodes(graph, scopes)
+    made_in = {name: stage for node, stage in zip(graph.node, stage_of, strict=True) for name in node.output}
+    misplaced = [n.name for n, st in zip(graph.node, stage_of, strict=True)
+                 if (n.op_type in ("Conv", "ConvTranspose") and st % 2 == 0) or (n.op_type == "GridSample" and st % 2)]
+    if misplaced:
+        raise AvatarcamError(f"{path}: cannot split the generator by precision ({misplaced[0]} is misplaced).")
+    graph_inputs, graph_outputs = [i.name for i in graph.input], [o.name for o in graph.output]
+    extractor, entries = Extractor(model), []
+    for stage in range(max(stage_of) + 1):
+        nodes = [n for n, st in zip(graph.node, stage_of, strict=True) if st == stage]
+        read = {name for n in nodes for name in n.input if name}
+        inputs = [name for name in graph_inputs if name in read]
+        inputs += sorted(name for name in read if made_in.get(name, -1) not in (-1, stage) and name not in inputs)
+        later = {name for n, st in zip(graph.node, stage_of, strict=True) if st > stage for name in n.input}
+        outputs = sorted(name for n in nodes for name in n.output if name in later or name in graph_outputs)
+        file = f"generator.{stage}.onnx"
+        onnx.save(extractor.extract_model(inputs, outputs), str(path.parent / file))
+        entries.append({"file": file, "reduced": bool(stage % 2), "inputs": inputs, "outputs": outputs})
+    return entries
 
 
 def export_onnx(networks: Networks, out_dir: str | os.PathLike, *, opset: int = OPSET, key: str = "",
@@ -226,6 +313,11 @@ def export_onnx(networks: Networks, out_dir: str | os.PathLike, *, opset: int = 
             if bar:
                 bar.update(1)
             manifest["stages"][stage] = info
+        notify(progress, "Cutting the generator into fp32 geometry and conv-stack stages...")
+        manifest[GENERATOR_STAGES] = split_generator(tmp / "generator.onnx", reduced_precision_scopes(gen))
+        if check:
+            manifest["generator_stages_max_abs_error"] = check_split(tmp, manifest[GENERATOR_STAGES],
+                                                                     examples["generator"], with_jac)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -250,6 +342,22 @@ def check_stage(path: Path, module: nn.Module, example: tuple, stage: str, with_
         want = module(*example)
     want = want if isinstance(want, tuple) else (want,)
     return float(max(np.abs(g - w.numpy()).max() for g, w in zip(got, want, strict=True)))
+
+
+def check_split(folder: Path, stages: list[dict], example: tuple, with_jac: bool = True) -> float:
+    """Max abs difference between the chained precision stages and the whole generator graph (ONNX
+    Runtime, CPU, fp32): the cut must not change what the graph computes."""
+    import onnxruntime as ort
+
+    def run(file: str, feeds: dict) -> dict:
+        sess = ort.InferenceSession(str(folder / file), providers=["CPUExecutionProvider"])
+        return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds), strict=True))
+
+    made = {name: t.numpy() for name, t in zip(input_names("generator", with_jac), example, strict=True)}
+    whole = run("generator.onnx", made)["prediction"]
+    for stage in stages:
+        made.update(run(stage["file"], {name: made[name] for name in stage["inputs"]}))
+    return float(np.abs(made["prediction"] - whole).max())
 
 
 def ensure_exported(networks: Networks, *, checkpoint: str | os.PathLike | None = None,

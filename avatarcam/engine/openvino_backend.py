@@ -3,11 +3,17 @@
 * Devices are OpenVINO's names (CPU, GPU, GPU.1, NPU, AUTO). :func:`pick_device` chooses among the
   devices :func:`available_devices` lists (the one seam tests replace to fake an iGPU or an NPU).
 * Precision: the keypoint detector and the source encoding always compile f32 (the keypoints and
-  jacobians decide the geometry); the per-frame generator gets ``INFERENCE_PRECISION_HINT``
-  bf16 / f16 / f32. OpenVINO applies the hint to the whole generator graph (its CPU plugin ignores
-  per-node "keep fp32" marks), so unlike the torch backend the warp's arithmetic inside the
-  generator runs in the reduced precision too; the accuracy check (>= 45 dB) guards the result.
-  ``backend.precision`` is what OpenVINO reports it compiled, not what was asked.
+  jacobians decide the geometry). OpenVINO applies ``INFERENCE_PRECISION_HINT`` to a whole compiled
+  model, and its CPU plugin ignores per-node "keep fp32" marks (``disable_fp16_compression`` runtime
+  info: checked with 2026.4, the runtime model still ran the flow's arithmetic in bf16). So in a
+  reduced precision the per-frame generator runs as the export's precision stages
+  (:func:`.export.split_generator`): the geometry stages (sparse motions, heatmaps, mask softmax,
+  flow, every GridSample) compiled f32, the conv stacks (dense-motion hourglass, decoder) with the
+  bf16/f16 hint, chained through OpenVINO tensors without copies: the torch backend's precision
+  split. fp32 runs the single generator graph. ``backend.precision`` is what OpenVINO reports it
+  compiled for the conv stacks, not what was asked. ``split=False`` compiles the single graph at
+  the reduced hint (geometry in bf16 too: faster, and refused by the accuracy check; kept for
+  measurements and tests).
 * Compiled models are cached in ``<export folder>/openvino_cache`` (OpenVINO's ``CACHE_DIR``; the
   folder is keyed like the export), so later starts load instead of compiling
   (``backend.loaded_from_cache``).
@@ -27,7 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import AvatarcamError
-from .export import STAGES, ExportedStages, read_manifest
+from .export import GENERATOR_STAGES, STAGES, ExportedStages, read_manifest
 from .options import Progress, notify
 from .precision import auto_precision
 
@@ -105,34 +111,46 @@ class OpenVINOBackend(ExportedStages):
     name = "openvino"
 
     def __init__(self, folder: str | os.PathLike, ov_device: str = "CPU", precision: str = "fp32", *,
-                 progress: Progress | None = None) -> None:
+                 split: bool = True, progress: Progress | None = None) -> None:
         reason = openvino_usable()
         if reason:
             raise AvatarcamError(f"OpenVINO backend unavailable: {reason}.")
         import openvino as ov
 
         self.folder = Path(folder)
-        self.with_jacobian = bool(read_manifest(self.folder)["config"].get("estimate_jacobian", True))
+        manifest = read_manifest(self.folder)
+        self.with_jacobian = bool(manifest["config"].get("estimate_jacobian", True))
         self.device = torch.device("cpu")  # where inputs and outputs live
         self.accuracy_db: float | None = None  # set by the factory when the precision was checked
         self.cache_dir = self.folder / CACHE_SUBDIR
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(self.cache_dir)})
         t0 = time.perf_counter()
-        self.models = {stage: core.compile_model(str(self.folder / f"{stage}.onnx"), ov_device,
-                                                 self._config(HINTS[precision] if stage == "generator" else "f32"))
-                       for stage in STAGES}
+
+        def compile_file(file: str, hint: str):
+            return core.compile_model(str(self.folder / file), ov_device, self._config(hint))
+
+        self.models = {stage: compile_file(f"{stage}.onnx", "f32") for stage in STAGES if stage != "generator"}
+        if precision == "fp32" or not split:
+            self.generator_stages = [{"file": "generator.onnx", "reduced": True, "inputs": [], "outputs": []}]
+        else:
+            self.generator_stages = manifest[GENERATOR_STAGES]
+        self.generator_models = [compile_file(st["file"], HINTS[precision] if st["reduced"] else "f32")
+                                 for st in self.generator_stages]
         self.compile_seconds = time.perf_counter() - t0
-        self.loaded_from_cache = all(_property(m, "LOADED_FROM_CACHE", False) for m in self.models.values())
-        generator = self.models["generator"]
-        self.provider = "+".join(_property(generator, "EXECUTION_DEVICES", [ov_device]))
-        hint = _property(generator, "INFERENCE_PRECISION_HINT", None)
+        compiled = [*self.models.values(), *self.generator_models]
+        self.loaded_from_cache = all(_property(m, "LOADED_FROM_CACHE", False) for m in compiled)
+        conv_stack = next(m for st, m in zip(self.generator_stages, self.generator_models, strict=True)
+                          if st["reduced"])
+        self.provider = "+".join(_property(conv_stack, "EXECUTION_DEVICES", [ov_device]))
+        hint = _property(conv_stack, "INFERENCE_PRECISION_HINT", None)
         self.precision = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(str(getattr(hint, "get_type_name",
                                                                                      lambda: hint)()), precision)
         if self.precision != precision:
             notify(progress, f"OpenVINO runs the generator in {self.precision} on {self.provider} "
                              f"({precision} is not supported there).")
         self._requests = {stage: m.create_infer_request() for stage, m in self.models.items()}
+        self._generator_requests = [m.create_infer_request() for m in self.generator_models]
         self._locks = {stage: threading.Lock() for stage in STAGES}  # the avatar may be prepared on another thread
         action = "loaded from the cache" if self.loaded_from_cache else "compiled"
         notify(progress, f"OpenVINO {self.provider} {self.precision}: {action} in {self.compile_seconds:.1f} s.")
@@ -143,8 +161,24 @@ class OpenVINOBackend(ExportedStages):
 
     def run_stage(self, stage: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         with self._locks[stage]:
+            if stage == "generator":
+                return [self._run_generator(feeds)]
             result = self._requests[stage].infer(feeds)
             return [np.array(result[output]) for output in self.models[stage].outputs]  # copies: buffers are reused
+
+    def _run_generator(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The generator's stages in order; a stage reads the earlier stages' output tensors in place."""
+        import openvino as ov
+
+        if len(self._generator_requests) == 1:
+            return np.array(self._generator_requests[0].infer(feeds)["prediction"])
+        made: dict[str, object] = {}
+        for stage, request in zip(self.generator_stages, self._generator_requests, strict=True):
+            for name in stage["inputs"]:
+                request.set_tensor(name, made[name] if name in made else ov.Tensor(feeds[name], shared_memory=True))
+            request.infer()
+            made.update((name, request.get_tensor(name)) for name in stage["outputs"])
+        return np.array(made["prediction"].data)  # a copy: the request reuses its buffers
 
 
 def _property(compiled, name: str, default):

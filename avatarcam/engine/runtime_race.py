@@ -43,11 +43,11 @@ def frame_ms(backend, size: int, frames: int = FRAMES) -> float:
 
 def build(spec: dict):
     """The backend a spec names: {"backend": "torch", "checkpoint", "precision"} or
-    {"backend": "openvino", "folder", "device", "precision"}."""
+    {"backend": "openvino", "folder", "device", "precision"[, "split": false for the single generator graph]}."""
     if spec["backend"] == "openvino":
         from .openvino_backend import OpenVINOBackend
 
-        return OpenVINOBackend(spec["folder"], spec["device"], spec["precision"])
+        return OpenVINOBackend(spec["folder"], spec["device"], spec["precision"], split=spec.get("split", True))
     from .checkpoint import load_networks
     from .torch_backend import TorchBackend
 
