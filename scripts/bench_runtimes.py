@@ -35,6 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests")]
 
+from avatarcam.engine.runtime_race import busy_process  # noqa: E402 - the race's own competitor
+
 VARIANTS = {
     "default (auto)": {},
     "torch bf16": {"backend": "torch", "precision": "bf16"},
@@ -79,11 +81,6 @@ def run_child(spec: dict, env: dict) -> dict:
 
 def frames_file(tmp: Path, variant: str) -> Path:
     return tmp / (re.sub(r"\W+", "_", variant) + ".npy")
-
-
-def busy_process() -> subprocess.Popen:
-    """One process keeping a core busy, as a video-call app would."""
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
 def measure(checkpoint: str, frames: int, rounds: int, tmp: Path, env: dict) -> dict:

@@ -218,6 +218,23 @@ def test_race_times_each_runtime_in_its_own_process(tiny_checkpoint, tiny_export
                               "precision": "fp32", "size": size})
 
 
+def test_race_scores_each_runtime_quiet_and_under_a_competing_process(tiny_checkpoint, monkeypatch):
+    """In use the call app shares the cores: each runtime is timed quiet and beside a busy process, the
+    score is both together, and the busy process is gone afterwards."""
+    from avatarcam.engine import load_networks
+
+    spinners, timed = [], []
+    real_busy, real_measure = runtime_race.busy_process, runtime_race.measure
+    monkeypatch.setattr(runtime_race, "busy_process", lambda: spinners.append(real_busy()) or spinners[-1])
+    monkeypatch.setattr(runtime_race, "measure", lambda spec, busy=False: timed.append(busy) or real_measure(
+        spec, busy=busy))
+    size = load_networks(tiny_checkpoint).config.image_size
+    ms = runtime_race.race({"torch": {"backend": "torch", "checkpoint": str(tiny_checkpoint), "precision": "fp32",
+                                      "size": size}})
+    assert timed == [False, True] and ms["torch"] > 0
+    assert len(spinners) == 1 and spinners[0].poll() is not None  # started for the busy run, then stopped
+
+
 def test_unusable_openvino_falls_back_to_torch(tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(ovb, "openvino_usable", lambda: "openvino cannot be imported (test)")
     messages: list[str] = []

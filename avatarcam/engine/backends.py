@@ -210,7 +210,8 @@ def _auto_on_cpu(networks: Networks, options: EngineOptions, checkpoint: str | o
 
 
 def _race(torch_backend: TorchBackend, openvino, checkpoint, networks: Networks, progress: Progress | None) -> str:
-    """"torch" or "openvino", whichever renders a frame faster (each timed in its own process)."""
+    """"torch" or "openvino", whichever renders a frame faster, quiet and under load together (each timed
+    in its own process: runtime_race.py)."""
     from . import runtime_race
 
     if checkpoint is None:
@@ -228,7 +229,7 @@ def _race(torch_backend: TorchBackend, openvino, checkpoint, networks: Networks,
         return "openvino"
     winner = min(ms, key=ms.get)
     notify(progress, f"torch {torch_backend.precision} {ms['torch']:.0f} ms, OpenVINO {openvino.precision} "
-                     f"{ms['openvino']:.0f} ms per frame: using {winner}.")
+                     f"{ms['openvino']:.0f} ms per frame, quiet + under load: using {winner}.")
     return winner
 
 
