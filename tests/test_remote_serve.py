@@ -327,6 +327,22 @@ def test_an_unreachable_replica_port_keeps_the_session_on_the_proxy(relay_to_pro
         client.close()
 
 
+def test_a_slow_header_connection_is_closed(remote_worker):
+    """A caller that never finishes its request headers (slowloris) loses the connection after
+    HEADER_TIMEOUT_S instead of holding it for ever; an upgraded WebSocket is not affected (the tests above)."""
+    import socket
+    import time
+
+    from avatarcam.remote.server import HEADER_TIMEOUT_S
+
+    host, port = remote_worker.http.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=HEADER_TIMEOUT_S + 5) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        t0 = time.monotonic()
+        assert conn.recv(1024) == b""  # closed by the server (a timeout here raises instead)
+        assert time.monotonic() - t0 <= HEADER_TIMEOUT_S + 3
+
+
 def test_the_worker_serves_only_its_two_routes(remote_worker):
     import urllib.error
     import urllib.request

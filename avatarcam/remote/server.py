@@ -44,6 +44,7 @@ MAX_BATCH = 8
 # next batch, so batches grow exactly when the replica is busy (measured: docs/remote.md)
 BATCH_WAIT_S = 0.0
 HELLO_TIMEOUT_S = 10.0
+HEADER_TIMEOUT_S = 5.0  # a connection's HTTP request headers must be complete by then (slow-header callers)
 SESSION_IDLE_S = 30.0
 MAX_UPLINK_CROP_PIXELS = 1024 * 1024
 # close codes of a fatal ProtocolError; the client does not retry 4400, 4401 and 1009 (refusals)
@@ -94,11 +95,35 @@ def direct_port() -> int:
     return ports.pop() if len(ports) == 1 else 0
 
 
+def with_header_deadline(protocol_class: type) -> type:
+    """uvicorn's HTTP protocol, closing a connection whose request headers are not complete within
+    ``HEADER_TIMEOUT_S`` of connecting (uvicorn has no such limit: a slow-header caller would hold a
+    connection for ever). A WebSocket upgrade hands the connection to another protocol: left alone."""
+
+    class HeaderDeadline(protocol_class):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_late)
+
+        def _headers_late(self) -> None:
+            if self.cycle is None and self.transport.get_protocol() is self and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc) -> None:
+            deadline = getattr(self, "_header_deadline", None)
+            if deadline is not None:
+                deadline.cancel()
+            super().connection_lost(exc)
+
+    return HeaderDeadline
+
+
 def cap_websocket_messages() -> None:
     """Make every uvicorn server this process starts close a WebSocket message over
-    ``MAX_MESSAGE_BYTES`` with 1009 before buffering it (uvicorn's default is 16 MiB). Serve builds
-    its servers (the proxy's, each replica's direct port) from ``uvicorn.Config`` and exposes no
-    setting for it, so the class is wrapped before they start."""
+    ``MAX_MESSAGE_BYTES`` with 1009 before buffering it (uvicorn's default is 16 MiB), and a connection
+    whose headers are too slow (``with_header_deadline``). Serve builds its servers (the proxy's, each
+    replica's direct port) from ``uvicorn.Config`` and exposes no setting for either, so the class is
+    wrapped before they start."""
     import uvicorn
 
     if getattr(uvicorn.Config, "avatarcam_capped", False):
@@ -110,6 +135,10 @@ def cap_websocket_messages() -> None:
         def __init__(self, *args, **kwargs) -> None:
             kwargs["ws_max_size"] = wire.MAX_MESSAGE_BYTES
             super().__init__(*args, **kwargs)
+
+        def load(self) -> None:
+            super().load()
+            self.http_protocol_class = with_header_deadline(self.http_protocol_class)
 
     uvicorn.Config = Config
 
