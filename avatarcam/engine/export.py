@@ -115,6 +115,13 @@ class ExportedStages:
 
     with_jacobian: bool = True
 
+    def _open_export(self, folder: str | os.PathLike) -> dict:
+        """Read the export folder's manifest; sets ``folder`` and ``with_jacobian``, returns the manifest."""
+        self.folder = Path(folder)
+        manifest = read_manifest(self.folder)
+        self.with_jacobian = bool(manifest["config"].get("estimate_jacobian", True))
+        return manifest
+
     def run_stage(self, stage: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
 

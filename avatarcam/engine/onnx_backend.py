@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import AvatarcamError
-from .export import ExportedStages, read_manifest
+from .export import ExportedStages
 from .options import Progress, notify
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,7 @@ class OnnxBackend(ExportedStages):
             raise AvatarcamError(f"ONNX backend unavailable: {reason}.")
         import onnxruntime as ort
 
-        self.folder = Path(folder)
-        manifest = read_manifest(self.folder)
-        self.with_jacobian = bool(manifest["config"].get("estimate_jacobian", True))
+        self._open_export(folder)
         self.device = torch.device(device)
         self._progress = progress
         order = provider_order(self.device, ort.get_available_providers(), providers)

@@ -27,13 +27,12 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import AvatarcamError
-from .export import GENERATOR_STAGES, STAGES, ExportedStages, read_manifest
+from .export import GENERATOR_STAGES, STAGES, ExportedStages
 from .options import Progress, notify
 from .precision import auto_precision
 
@@ -117,9 +116,7 @@ class OpenVINOBackend(ExportedStages):
             raise AvatarcamError(f"OpenVINO backend unavailable: {reason}.")
         import openvino as ov
 
-        self.folder = Path(folder)
-        manifest = read_manifest(self.folder)
-        self.with_jacobian = bool(manifest["config"].get("estimate_jacobian", True))
+        manifest = self._open_export(folder)
         self.device = torch.device("cpu")  # where inputs and outputs live
         self.accuracy_db: float | None = None  # set by the factory when the precision was checked
         self.cache_dir = self.folder / CACHE_SUBDIR
