@@ -68,6 +68,26 @@ def test_openvino_fp32_matches_torch_and_says_what_runs(tiny_checkpoint, tiny_ex
     assert np.abs(outs["torch"] - outs["openvino"]).max() < 1e-4
 
 
+# ops that move no data (views; aten::to of a tensor already in that dtype returns it: a conversion is aten::_to_copy)
+NO_DATA_MOVED = {"aten::as_strided", "aten::detach", "detach", "aten::permute", "aten::resolve_conj",
+                 "aten::resolve_neg", "aten::view", "aten::select", "aten::slice", "aten::unsqueeze", "aten::alias",
+                 "aten::to", "aten::lift_fresh"}
+
+
+def test_an_openvino_frame_runs_no_picture_sized_torch_op(tiny_checkpoint, tiny_export, parity_fixture):
+    """torch only glues OpenVINO's stages: a torch op on a picture-sized tensor would wake torch's thread
+    pool, whose spinning threads then compete with OpenVINO's for the same cores."""
+    options = EngineOptions(device="cpu", precision="fp32", backend="openvino", onnx_dir=str(tiny_export))
+    anim = Animator.from_checkpoint(tiny_checkpoint, options)
+    anim.set_source(parity_fixture["source"])
+    anim.calibrate(parity_fixture["driving_initial"])
+    picture = 3 * anim.size * anim.size
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+        anim.animate(parity_fixture["driving"])
+    sized = {e.name for e in prof.events() if any(np.prod(shape) >= picture for shape in e.input_shapes if shape)}
+    assert not sized - NO_DATA_MOVED
+
+
 def test_second_build_loads_the_compiled_models_from_the_cache(tiny_export, tmp_path):
     folder = tmp_path / "export"  # a copy without the cache other tests filled
     shutil.copytree(tiny_export, folder, ignore=shutil.ignore_patterns(ovb.CACHE_SUBDIR))
@@ -233,6 +253,22 @@ def test_race_scores_each_runtime_quiet_and_under_a_competing_process(tiny_check
                                       "size": size}})
     assert timed == [False, True] and ms["torch"] > 0
     assert len(spinners) == 1 and spinners[0].poll() is not None  # started for the busy run, then stopped
+
+
+def test_race_times_the_runtimes_in_mirrored_order(monkeypatch):
+    """A machine whose speed drifts while the race runs must not decide it: quiet A, B then busy B, A, so
+    a steady slowdown adds the same to both scores (measured: a cold-start race once picked torch)."""
+    clock = iter(range(1, 100))
+    order = []
+
+    def drifting(spec, busy=False):
+        order.append((spec["backend"], busy))
+        return 100.0 + 10 * next(clock)  # every later measurement is slower, whatever runs
+
+    monkeypatch.setattr(runtime_race, "measure", drifting)
+    ms = runtime_race.race({"torch": {"backend": "torch"}, "openvino": {"backend": "openvino"}})
+    assert order == [("torch", False), ("openvino", False), ("openvino", True), ("torch", True)]
+    assert ms["torch"] == ms["openvino"]
 
 
 def test_unusable_openvino_falls_back_to_torch(tiny_checkpoint, monkeypatch):

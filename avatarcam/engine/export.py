@@ -144,7 +144,7 @@ class ExportedStages:
                 values += [kp_driving.value[i:i + 1]]
             (pred,) = self.run_stage("generator", {n: to_numpy(v) for n, v in zip(names, values, strict=True)})
             rows.append(torch.from_numpy(pred))
-        return torch.cat(rows)
+        return rows[0] if len(rows) == 1 else torch.cat(rows)  # no torch copy per frame (see _to_tensor)
 
     def render(self, source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
         """The prediction for a source and a driving picture (the precision check and the speed race)."""
