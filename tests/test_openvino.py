@@ -238,6 +238,27 @@ def test_race_times_each_runtime_in_its_own_process(tiny_checkpoint, tiny_export
                               "precision": "fp32", "size": size})
 
 
+def test_thread_settings_reach_every_compiled_model(tiny_export):
+    """The default thread properties, and a benchmark's overrides (scripts/bench_threads.py), are what
+    OpenVINO compiled: every stage, the generator's precision stages included."""
+    default = OpenVINOBackend(tiny_export, "CPU", "bf16")
+    one = OpenVINOBackend(tiny_export, "CPU", "bf16", properties={"INFERENCE_NUM_THREADS": "1"})
+    for backend, threads in ((default, None), (one, 1)):
+        compiled = [*backend.models.values(), *backend.generator_models]
+        assert len(compiled) == 2 + len(backend.generator_stages) > 3
+        assert {str(m.get_property("PERFORMANCE_HINT")) for m in compiled} == {"PerformanceMode.LATENCY"}
+        if threads:
+            assert {m.get_property("INFERENCE_NUM_THREADS") for m in compiled} == {threads}
+
+
+def test_a_timing_child_reports_each_frame(tiny_checkpoint):
+    size = load_networks(tiny_checkpoint).config.image_size
+    spec = {"backend": "torch", "checkpoint": str(tiny_checkpoint), "precision": "fp32", "size": size,
+            "frames": 3, "torch_threads": 1}
+    times = runtime_race.measure_frames(spec)
+    assert len(times) == 3 and all(t > 0 for t in times)
+
+
 def test_race_scores_each_runtime_quiet_and_under_a_competing_process(tiny_checkpoint, monkeypatch):
     """In use the call app shares the cores: each runtime is timed quiet and beside a busy process, the
     score is both together, and the busy process is gone afterwards."""

@@ -17,8 +17,9 @@
 * Compiled models are cached in ``<export folder>/openvino_cache`` (OpenVINO's ``CACHE_DIR``; the
   folder is keyed like the export), so later starts load instead of compiling
   (``backend.loaded_from_cache``).
-* Threads: ``PERFORMANCE_HINT=LATENCY`` (one stream over the cores): the steadiest frame times
-  under a competing busy process in ``scripts/benchmark.py --isolated``.
+* Threads: :data:`THREAD_PROPERTIES` (``PERFORMANCE_HINT=LATENCY``: one stream over the cores);
+  ``properties`` adds or overrides OpenVINO compile properties (``scripts/bench_threads.py`` compares
+  thread settings with it).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from .options import Progress, notify
 from .precision import auto_precision
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# one stream over the cores, OpenVINO's own thread pinning: measured against the other thread settings,
+# quiet and beside a busy process, by scripts/bench_threads.py (docs/performance.md, "Threads")
+THREAD_PROPERTIES = {"PERFORMANCE_HINT": "LATENCY"}
 CACHE_SUBDIR = "openvino_cache"
 ACCELERATORS = ("GPU", "NPU")  # tried in this order by device="auto"
 
@@ -110,7 +114,8 @@ class OpenVINOBackend(ExportedStages):
     name = "openvino"
 
     def __init__(self, folder: str | os.PathLike, ov_device: str = "CPU", precision: str = "fp32", *,
-                 split: bool = True, progress: Progress | None = None) -> None:
+                 split: bool = True, properties: dict[str, str] | None = None,
+                 progress: Progress | None = None) -> None:
         reason = openvino_usable()
         if reason:
             raise AvatarcamError(f"OpenVINO backend unavailable: {reason}.")
@@ -125,7 +130,8 @@ class OpenVINOBackend(ExportedStages):
         t0 = time.perf_counter()
 
         def compile_file(file: str, hint: str):
-            return core.compile_model(str(self.folder / file), ov_device, self._config(hint))
+            config = {**THREAD_PROPERTIES, **(properties or {}), "INFERENCE_PRECISION_HINT": hint}
+            return core.compile_model(str(self.folder / file), ov_device, config)
 
         self.models = {stage: compile_file(f"{stage}.onnx", "f32") for stage in STAGES if stage != "generator"}
         if precision == "fp32" or not split:
@@ -151,10 +157,6 @@ class OpenVINOBackend(ExportedStages):
         self._locks = {stage: threading.Lock() for stage in STAGES}  # the avatar may be prepared on another thread
         action = "loaded from the cache" if self.loaded_from_cache else "compiled"
         notify(progress, f"OpenVINO {self.provider} {self.precision}: {action} in {self.compile_seconds:.1f} s.")
-
-    @staticmethod
-    def _config(hint: str) -> dict[str, str]:
-        return {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
 
     def run_stage(self, stage: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         with self._locks[stage]:

@@ -28,8 +28,8 @@ WARMUP, FRAMES = 2, 5
 TIMEOUT_S = 600
 
 
-def frame_ms(backend, size: int, frames: int = FRAMES) -> float:
-    """Median ms of one frame's work (keypoints of the driving picture + decode), the avatar cached."""
+def frame_times(backend, size: int, frames: int = FRAMES) -> list[float]:
+    """ms of each frame's work (keypoints of the driving picture + decode), the avatar cached."""
     from .precision import seeded_inputs
 
     source, driving = seeded_inputs(size)
@@ -39,20 +39,24 @@ def frame_ms(backend, size: int, frames: int = FRAMES) -> float:
         t0 = time.perf_counter()
         backend.decode(encoded, kp_source, backend.detect(driving))
         if i >= WARMUP:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+            times.append((time.perf_counter() - t0) * 1e3)
+    return times
 
 
 def build(spec: dict):
-    """The backend a spec names: {"backend": "torch", "checkpoint", "precision"} or
-    {"backend": "openvino", "folder", "device", "precision"[, "split": false for the single generator graph]}."""
+    """The backend a spec names: {"backend": "torch", "checkpoint", "precision"[, "torch_threads"]} or
+    {"backend": "openvino", "folder", "device", "precision"[, "split": false for the single generator graph]
+    [, "properties": OpenVINO compile properties]}."""
     if spec["backend"] == "openvino":
         from .openvino_backend import OpenVINOBackend
 
-        return OpenVINOBackend(spec["folder"], spec["device"], spec["precision"], split=spec.get("split", True))
+        return OpenVINOBackend(spec["folder"], spec["device"], spec["precision"], split=spec.get("split", True),
+                               properties=spec.get("properties"))
     from .checkpoint import load_networks
     from .torch_backend import TorchBackend
 
+    if spec.get("torch_threads"):
+        torch.set_num_threads(int(spec["torch_threads"]))  # this child process only
     return TorchBackend(load_networks(spec["checkpoint"]), torch.device("cpu"), spec["precision"])
 
 
@@ -64,6 +68,11 @@ def busy_process() -> subprocess.Popen:
 def measure(spec: dict, *, busy: bool = False) -> float:
     """Median frame ms of the spec'd backend, built and timed in a child process (``busy``: while one
     other process keeps a core busy)."""
+    return statistics.median(measure_frames(spec, busy=busy))
+
+
+def measure_frames(spec: dict, *, busy: bool = False) -> list[float]:
+    """Each frame's ms of the spec'd backend (``spec["frames"]`` of them), built and timed in a child process."""
     package_root = str(Path(__file__).resolve().parents[2])  # this checkout, not another install
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     spinner = busy_process() if busy else None
@@ -71,7 +80,7 @@ def measure(spec: dict, *, busy: bool = False) -> float:
         done = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)], env=env, capture_output=True,
                               text=True, timeout=TIMEOUT_S)
         if done.returncode == 0:
-            return float(json.loads(done.stdout.strip().splitlines()[-1])["ms"])
+            return [float(ms) for ms in json.loads(done.stdout.strip().splitlines()[-1])["times"]]
         reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError) as err:
         reason = f"{type(err).__name__}: {err}"
@@ -95,8 +104,8 @@ def race(specs: dict[str, dict]) -> dict[str, float]:
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     backend = build(spec)
-    size = int(spec.get("size", 256))
-    print(json.dumps({"ms": frame_ms(backend, size)}), flush=True)
+    times = frame_times(backend, int(spec.get("size", 256)), int(spec.get("frames", FRAMES)))
+    print(json.dumps({"ms": statistics.median(times), "times": times}), flush=True)
     return 0
 
 
