@@ -13,6 +13,7 @@ precision is kept only at >= PSNR_BAR_DB from fp32. The precision rules live in 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -59,19 +60,32 @@ def precision_accuracy(networks: Networks, device: torch.device, precision: str,
     return render_accuracy(low.render, reference.render, networks.config.image_size, device)
 
 
+def _accuracy_verdict(label: str, measure: Callable[[], float], checkpoint: str | os.PathLike | None,
+                      networks: Networks, where: torch.device | str, what: str,
+                      progress: Progress | None) -> tuple[bool, float]:
+    """(passes, dB) of the accuracy check of ``label`` (e.g. "bf16", "OpenVINO bf16"): read from the cache
+    (keyed by checkpoint, config, ``where`` and ``what``), else ``measure()``d once and stored; one notice
+    either way. Every backend's reduced ``auto`` precision goes through here."""
+    db = cached_accuracy(checkpoint, networks.config, where, what)
+    if db is None:
+        notify(progress, f"Checking {label} accuracy against fp32...")
+        db = measure()
+        store_accuracy(checkpoint, networks.config, where, what, db)
+    if not passes(db):
+        notify(progress, f"{label} is {db:.1f} dB from fp32 (< {PSNR_BAR_DB:.0f} dB): using fp32.")
+        return False, db
+    notify(progress, f"{label}: {db:.1f} dB PSNR vs fp32 (bar {PSNR_BAR_DB:.0f} dB).")
+    return True, db
+
+
 def _verified_precision(networks: Networks, options: EngineOptions, device: torch.device, precision: str,
                         checkpoint: str | os.PathLike | None, progress: Progress | None) -> tuple[str, float]:
     """``precision`` if it stays >= PSNR_BAR_DB from fp32 (checked once per checkpoint, cached), else fp32."""
-    db = cached_accuracy(checkpoint, networks.config, device, precision)
-    if db is None:
-        notify(progress, f"Checking {precision} accuracy against fp32...")
-        db = precision_accuracy(networks, device, precision, options.channels_last)
-        store_accuracy(checkpoint, networks.config, device, precision, db)
-    if not passes(db):
-        notify(progress, f"{precision} is {db:.1f} dB from fp32 (< {PSNR_BAR_DB:.0f} dB): using fp32.")
-        return "fp32", db
-    notify(progress, f"{precision}: {db:.1f} dB PSNR vs fp32 (bar {PSNR_BAR_DB:.0f} dB).")
-    return precision, db
+    def measure() -> float:
+        return precision_accuracy(networks, device, precision, options.channels_last)
+
+    ok, db = _accuracy_verdict(precision, measure, checkpoint, networks, device, precision, progress)
+    return (precision if ok else "fp32"), db
 
 
 def _onnx_backend(networks: Networks, options: EngineOptions, device: torch.device,
@@ -137,19 +151,14 @@ def _checked_openvino(folder, ov_device: str, networks: Networks, options: Engin
     backend = OpenVINOBackend(folder, ov_device, precision, progress=progress)
     if options.precision != "auto" or backend.precision == "fp32" or not options.verify_precision:
         return backend
-    where, what = f"openvino {ov_device}", f"openvino-{openvino_version()} {backend.precision}"
-    db = cached_accuracy(checkpoint, networks.config, where, what)
-    if db is None:
-        notify(progress, f"Checking OpenVINO {backend.precision} accuracy against fp32...")
+    def measure() -> float:
         reference = TorchBackend(networks, torch.device("cpu"), "fp32")
-        db = render_accuracy(backend.render, reference.render, networks.config.image_size, "cpu")
-        store_accuracy(checkpoint, networks.config, where, what, db)
-    if not passes(db):
-        notify(progress, f"OpenVINO {backend.precision} is {db:.1f} dB from fp32 (< {PSNR_BAR_DB:.0f} dB): "
-                         "using fp32.")
+        return render_accuracy(backend.render, reference.render, networks.config.image_size, "cpu")
+
+    ok, db = _accuracy_verdict(f"OpenVINO {backend.precision}", measure, checkpoint, networks, f"openvino {ov_device}",
+                               f"openvino-{openvino_version()} {backend.precision}", progress)
+    if not ok:
         backend = OpenVINOBackend(folder, ov_device, "fp32", progress=progress)
-    else:
-        notify(progress, f"OpenVINO {backend.precision}: {db:.1f} dB PSNR vs fp32 (bar {PSNR_BAR_DB:.0f} dB).")
     backend.accuracy_db = db
     return backend
 
