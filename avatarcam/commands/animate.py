@@ -41,8 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="use driving frame N (0-based) as the neutral pose")
 
 
-
-
 def _load_animator(args: argparse.Namespace):
     from ..engine import Animator, EngineOptions, RelativeMotion
     from ..paths import find_checkpoint

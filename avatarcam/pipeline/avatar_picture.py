@@ -17,6 +17,7 @@ import numpy as np
 from ..imaging import load_image, to_rgb_float, to_uint8
 from .crop import crop_transform, extract_crop, portrait_square
 from .detectors import FaceDetector
+from .pictures import resize_affine
 
 MAX_PICTURE_SIDE = 2048  # a larger avatar picture is scaled down to this long side once, when loaded
 
@@ -77,7 +78,7 @@ def frame_avatar(image: str | os.PathLike | np.ndarray, size: int,
     picture = bounded_picture(np.asarray(image))
     h, w = picture.shape[:2]
     if whole:
-        to_picture = np.array([[w / size, 0, 0.5 * w / size - 0.5], [0, h / size, 0.5 * h / size - 0.5]])
+        to_picture = resize_affine((size, size), (0, 0, w, h))
         model_input = cv2.resize(picture, (size, size), interpolation=cv2.INTER_AREA)
         return AvatarPicture(picture, to_picture, cv2.invertAffineTransform(to_picture), model_input)
     square = (w / 2, h / 2, float(size)) if (h, w) == (size, size) else portrait_square(picture, detector)

@@ -26,7 +26,7 @@ from ..imaging import to_uint8
 from .avatar_picture import AvatarPicture
 from .config import OUTPUT_LAYOUTS
 from .crop import crop_transform
-from .pictures import Box, covering_box, draw_ai_label, fitted_box, place
+from .pictures import Box, covering_box, draw_ai_label, fitted_box, place, resize_affine
 
 FEATHER = 0.12  # the mask's soft ramp, as a fraction of the crop's side
 MAX_DETAIL_SIDE = 1024  # detail transfer works on the crop at its output resolution, at most this
@@ -44,20 +44,6 @@ def feather_mask(size: int, feather: float = FEATHER) -> np.ndarray:
 
 def _affine3(m: np.ndarray) -> np.ndarray:
     return np.vstack([m, [0.0, 0.0, 1.0]])
-
-
-def _scaling(box: Box, shape: tuple[int, ...]) -> np.ndarray:
-    """2x3: picture pixels -> output pixels for a picture of ``shape`` resized into ``box``
-    (cv2.resize's convention)."""
-    left, top, nw, nh = box
-    fx, fy = nw / shape[1], nh / shape[0]
-    return np.array([[fx, 0, 0.5 * fx - 0.5 + left], [0, fy, 0.5 * fy - 0.5 + top]])
-
-
-def square_scaling(n: int, size: int) -> np.ndarray:
-    """2x3: pixels of an n x n picture -> pixels of the same square at size x size."""
-    s = size / n
-    return np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5]])
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,7 +81,7 @@ def make_placement(avatar: AvatarPicture, layout: str, size: tuple[int, int]) ->
     else:
         shown, to_shown = avatar.picture, avatar.to_picture
         box = covering_box(shown.shape, size, avatar.centre) if layout == "picture" else fitted_box(shown.shape, size)
-    to_output = (_affine3(_scaling(box, shown.shape)) @ _affine3(to_shown))[:2]
+    to_output = (_affine3(resize_affine(shown.shape, box)) @ _affine3(to_shown))[:2]
     visible = (max(0, box[0]), max(0, box[1]), min(w, box[0] + box[2]) - max(0, box[0]),
                min(h, box[1] + box[3]) - max(0, box[1]))
     roi = _roi(to_output, avatar.size, visible)
@@ -166,7 +152,7 @@ class Compositor:
         if animated is not None and pl.roi is not None:
             x0, y0, x1, y1 = pl.roi
             n = animated.shape[0]
-            to_roi = (_affine3(pl.to_output) @ _affine3(square_scaling(n, avatar.size)))[:2]
+            to_roi = (_affine3(pl.to_output) @ _affine3(resize_affine((n, n), (0, 0, avatar.size, avatar.size))))[:2]
             to_roi[:, 2] -= (x0, y0)
             warped = cv2.warpAffine(animated, to_roi, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE)

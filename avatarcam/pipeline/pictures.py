@@ -25,6 +25,14 @@ def fitted_box(shape: tuple[int, ...], size: tuple[int, int]) -> Box:
     return (w - nw) // 2, (h - nh) // 2, nw, nh
 
 
+def resize_affine(shape: tuple[int, ...], box: Box) -> np.ndarray:
+    """2x3: pixels of a picture of ``shape`` (H, W, ...) -> pixels of it resized into ``box``
+    (cv2.resize's convention: pixel centres on integers)."""
+    left, top, nw, nh = box
+    fx, fy = nw / shape[1], nh / shape[0]
+    return np.array([[fx, 0, 0.5 * fx - 0.5 + left], [0, fy, 0.5 * fy - 0.5 + top]])
+
+
 def covering_box(shape: tuple[int, ...], size: tuple[int, int], centre: tuple[float, float] | None = None) -> Box:
     """(left, top, width, height) of a picture of ``shape`` scaled to cover ``size`` with its aspect
     kept (never bars), in output pixels: left/top <= 0. The part cut away is where the aspects differ,
